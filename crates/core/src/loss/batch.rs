@@ -1,0 +1,185 @@
+//! Input checks and pair bookkeeping shared by the losses.
+
+use std::collections::HashMap;
+
+use crate::linalg;
+use crate::real::Real;
+
+/// Why a loss could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LossError {
+    /// The embedding dimension is zero.
+    #[error("embedding dimension must be at least 1, got 0")]
+    ZeroDim,
+    /// Fewer than two embeddings: no pair exists.
+    #[error("a batch needs at least 2 embeddings, got {n}")]
+    TooFewEmbeddings {
+        /// Number of embeddings given.
+        n: usize,
+    },
+    /// The embedding buffer is not `labels.len() × dim`.
+    #[error("embeddings hold {len} values, but {labels} labels × dim {dim} = {expected} were expected")]
+    ShapeMismatch {
+        /// Length of the embedding buffer.
+        len: usize,
+        /// Embedding dimension.
+        dim: usize,
+        /// Number of labels.
+        labels: usize,
+        /// `labels × dim`.
+        expected: usize,
+    },
+    /// An embedding value is NaN or infinite.
+    #[error("embedding row {row}, column {col} is {value} (not finite)")]
+    NonFinite {
+        /// Row of the bad value.
+        row: usize,
+        /// Column of the bad value.
+        col: usize,
+        /// The value itself.
+        value: f64,
+    },
+    /// A loss parameter is out of its valid range.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Parameter name.
+        name: &'static str,
+        /// The rejected value, as text.
+        value: String,
+        /// What the valid range is.
+        reason: &'static str,
+    },
+}
+
+/// Checks shapes and values; returns `N`.
+pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Result<usize, LossError> {
+    if dim == 0 {
+        return Err(LossError::ZeroDim);
+    }
+    let n = labels.len();
+    if emb.len() != n * dim {
+        return Err(LossError::ShapeMismatch {
+            len: emb.len(),
+            dim,
+            labels: n,
+            expected: n * dim,
+        });
+    }
+    if n < 2 {
+        return Err(LossError::TooFewEmbeddings { n });
+    }
+    if let Some(pos) = emb.iter().position(|v| !v.is_finite()) {
+        return Err(LossError::NonFinite {
+            row: pos / dim,
+            col: pos % dim,
+            value: emb[pos].to_f64(),
+        });
+    }
+    Ok(n)
+}
+
+/// Per row: how many *other* rows share its label (positives) and how many do not (negatives).
+pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
+    let mut size: HashMap<i64, usize> = HashMap::new();
+    for &l in labels {
+        *size.entry(l).or_default() += 1;
+    }
+    let n = labels.len();
+    let pos: Vec<usize> = labels.iter().map(|l| size[l] - 1).collect();
+    let neg = pos.iter().map(|p| n - 1 - p).collect();
+    (pos, neg)
+}
+
+/// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings.
+pub(crate) fn gram<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
+    let mut g = vec![T::ZERO; n * n];
+    linalg::matmul_abt(emb, emb, n, n, dim, &mut g);
+    g
+}
+
+/// `W := W + Wᵀ` in place (square `n×n`), then the diagonal is zeroed.
+pub(crate) fn symmetrize<T: Real>(w: &mut [T], n: usize) {
+    const B: usize = 64;
+    for bi in (0..n).step_by(B) {
+        for bj in (bi..n).step_by(B) {
+            for i in bi..(bi + B).min(n) {
+                let j0 = if bi == bj { i + 1 } else { bj };
+                for j in j0..(bj + B).min(n) {
+                    let s = w[i * n + j] + w[j * n + i];
+                    w[i * n + j] = s;
+                    w[j * n + i] = s;
+                }
+            }
+        }
+    }
+    for i in 0..n {
+        w[i * n + i] = T::ZERO;
+    }
+}
+
+/// The embedding gradient `scale · W·X` for a symmetric pair-weight matrix `W` (n×n).
+pub(crate) fn pair_weights_to_grad<T: Real>(w: &[T], emb: &[T], n: usize, dim: usize, scale: T) -> Vec<T> {
+    let mut grad = vec![T::ZERO; n * dim];
+    linalg::matmul_ab(w, emb, n, dim, n, &mut grad);
+    if scale != T::ONE {
+        for g in &mut grad {
+            *g = *g * scale;
+        }
+    }
+    grad
+}
+
+/// Whether a pair score `s = x_i·x_j` lies where the clamped scores pass gradient: `s ∈ [−1, 1)`.
+#[inline(always)]
+pub(crate) fn passes_gradient(s: f64) -> bool {
+    (-1.0..1.0).contains(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_reject_each_bad_shape() {
+        assert_eq!(check_batch::<f32>(&[0.0; 4], 0, &[1, 2]), Err(LossError::ZeroDim));
+        assert_eq!(
+            check_batch::<f32>(&[0.0; 2], 2, &[1]),
+            Err(LossError::TooFewEmbeddings { n: 1 })
+        );
+        assert!(matches!(
+            check_batch::<f32>(&[0.0; 5], 2, &[1, 2]),
+            Err(LossError::ShapeMismatch {
+                len: 5,
+                expected: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_batch::<f32>(&[0.0, 1.0, f32::NAN, 0.0], 2, &[1, 2]),
+            Err(LossError::NonFinite { row: 1, col: 0, .. })
+        ));
+        assert_eq!(check_batch::<f32>(&[0.0; 6], 3, &[1, 2]), Ok(2));
+    }
+
+    #[test]
+    fn pair_counts_count_others() {
+        let (p, n) = pair_counts(&[5, 5, 7, 5]);
+        assert_eq!(p, vec![2, 2, 0, 2]);
+        assert_eq!(n, vec![1, 1, 3, 1]);
+    }
+
+    #[test]
+    fn symmetrize_adds_transpose_across_blocks() {
+        let n = 130;
+        let mut w: Vec<f64> = (0..n * n).map(|k| k as f64).collect();
+        let orig = w.clone();
+        symmetrize(&mut w, n);
+        for i in 0..n {
+            for j in 0..n {
+                let want = if i == j { 0.0 } else { orig[i * n + j] + orig[j * n + i] };
+                assert_eq!(w[i * n + j], want);
+            }
+        }
+    }
+}
