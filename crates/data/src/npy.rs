@@ -51,11 +51,11 @@ pub enum NpyError {
     },
 }
 
-/// A row-major 2-D `f32` matrix read from or written to `.npy`.
+/// A row-major 2-D matrix read from or written to `.npy` (`f32` unless asked for `f64`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Matrix {
+pub struct Matrix<T = f32> {
     /// Row-major values, `rows × cols`.
-    pub data: Vec<f32>,
+    pub data: Vec<T>,
     /// Number of rows.
     pub rows: usize,
     /// Number of columns.
@@ -99,6 +99,11 @@ impl RawArray {
     /// The dtype descriptor, e.g. `<f4`.
     pub fn descr(&self) -> &str {
         &self.descr
+    }
+
+    /// Whether the elements are 64-bit floats.
+    pub fn is_f64(&self) -> bool {
+        self.kind == Kind::Float && self.size == 8
     }
 
     fn element(&self, k: usize) -> [u8; 8] {
@@ -297,6 +302,15 @@ pub fn read_matrix(path: &Path) -> Result<Matrix, NpyError> {
 
 /// Converts a parsed 2-D float32/float64 array to a row-major `f32` matrix.
 pub fn to_matrix(raw: RawArray, path: &Path) -> Result<Matrix, NpyError> {
+    convert_matrix(raw, path, |v| v as f32)
+}
+
+/// Converts a parsed 2-D float32/float64 array to a row-major `f64` matrix (exact).
+pub fn to_matrix_f64(raw: RawArray, path: &Path) -> Result<Matrix<f64>, NpyError> {
+    convert_matrix(raw, path, |v| v)
+}
+
+fn convert_matrix<T>(raw: RawArray, path: &Path, cast: impl Fn(f64) -> T) -> Result<Matrix<T>, NpyError> {
     if raw.kind != Kind::Float {
         return Err(NpyError::Dtype {
             path: path.to_path_buf(),
@@ -315,7 +329,7 @@ pub fn to_matrix(raw: RawArray, path: &Path) -> Result<Matrix, NpyError> {
     let mut data = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
-            data.push(raw.float_at(raw.index2(r, c)) as f32);
+            data.push(cast(raw.float_at(raw.index2(r, c))));
         }
     }
     Ok(Matrix { data, rows, cols })

@@ -72,38 +72,40 @@ impl FastAp {
         }
         let bins = self.bins;
         let width = 4.0 / bins as f64;
-        let stride = 2 * (bins + 1);
+        let stride = 2 * bins;
         let mut g = gram(emb, n, dim);
 
-        // Pass 1, per query: histograms → AP_i and dAP_i/dh (positive bins then negative bins),
-        // already scaled by d loss / d AP_i = −1/queries. Zero for queries without positives.
-        let mut dh = vec![0.0f64; n * stride];
-        let ap_sum: f64 = dh
+        // Pass 1, per query: histograms → AP_i and the slopes d loss / d d_ij for a pair in each
+        // cell (positive cells then negative cells), already scaled by d loss / d AP_i =
+        // −1/queries. Zero for queries without positives.
+        let mut slopes = vec![0.0f64; n * stride];
+        let ap_sum: f64 = slopes
             .par_chunks_mut(stride)
             .enumerate()
-            .map(|(i, dh_i)| {
+            .map(|(i, slopes_i)| {
                 if npos[i] == 0 {
                     return 0.0;
                 }
                 let row = &g[i * n..(i + 1) * n];
-                query_ap(row, labels, i, npos[i], bins, width, -1.0 / queries as f64, dh_i)
+                query_ap(row, labels, i, npos[i], bins, -1.0 / queries as f64, slopes_i)
             })
             .sum();
 
-        // Pass 2, per row: W_ij = d loss/d d_ij, collecting query i's and query j's parts.
+        // Pass 2, per row: W_ij = d loss / d d_ij, collecting query i's and query j's parts.
+        let inv_width = 1.0 / width;
         g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            let dh_i = &dh[i * stride..(i + 1) * stride];
-            for j in 0..n {
-                let d = 2.0 - 2.0 * row[j].to_f64();
-                row[j] = if j == i || !passes_gradient(1.0 - d / 2.0) {
+            let slopes_i = &slopes[i * stride..(i + 1) * stride];
+            for (j, (w, &lj)) in row.iter_mut().zip(labels).enumerate() {
+                let s = w.to_f64();
+                *w = if j == i || !passes_gradient(s) {
+                    // The diagonal, or clamped: `s ∈ [−1, 1)` ⇔ `d ∈ (0, 4]`.
                     T::ZERO
                 } else {
+                    let d = 2.0 - 2.0 * s;
                     // The cell (z_c, z_c+1] holding d: its left derivative (falling distance).
-                    let c = ((d / width).ceil() as usize).clamp(1, bins) - 1;
-                    let off = if labels[i] == labels[j] { 0 } else { bins + 1 };
-                    let dh_j = &dh[j * stride..(j + 1) * stride];
-                    let slope = (dh_i[off + c + 1] - dh_i[off + c]) + (dh_j[off + c + 1] - dh_j[off + c]);
-                    T::from_f64(slope / width)
+                    let c = ((d * inv_width).ceil() as usize).clamp(1, bins) - 1;
+                    let k = if lj == labels[i] { c } else { bins + c };
+                    T::from_f64(slopes_i[k] + slopes[j * stride + k])
                 };
             }
         });
@@ -113,36 +115,46 @@ impl FastAp {
     }
 }
 
-/// One query's AP from its Gram row; writes `scale · dAP/dh⁺` and `scale · dAP/dh⁻` into `dh`.
-#[allow(clippy::too_many_arguments)]
+/// Independent histogram copies accumulated in turn, so that consecutive pairs falling into the
+/// same bin do not wait on each other's read-modify-write.
+const LANES: usize = 4;
+
+/// One query's AP from its Gram row. Writes into `slopes` (positive cells, then negative cells)
+/// `scale · dAP_i/d d` for a pair whose distance lies in cell `(z_c, z_c+1]`.
 fn query_ap<T: Real>(
     row: &[T],
     labels: &[i64],
     i: usize,
     npos: usize,
     bins: usize,
-    width: f64,
     scale: f64,
-    dh: &mut [f64],
+    slopes: &mut [f64],
 ) -> f64 {
     let nb = bins + 1;
-    let mut hpos = vec![0.0f64; nb];
-    let mut hneg = vec![0.0f64; nb];
-    for (j, &gij) in row.iter().enumerate() {
+    let inv_width = bins as f64 / 4.0;
+    // LANES copies of [h⁺ | h⁻].
+    let mut lanes = vec![0.0f64; LANES * 2 * nb];
+    let li = labels[i];
+    for (j, (&gij, &lj)) in row.iter().zip(labels).enumerate() {
         if j == i {
             continue;
         }
-        let d = (2.0 - 2.0 * gij.to_f64()).clamp(0.0, 4.0);
-        let p = d / width;
-        let c = (p.floor() as usize).min(bins - 1);
+        let p = (2.0 - 2.0 * gij.to_f64()).clamp(0.0, 4.0) * inv_width;
+        let c = (p as usize).min(bins - 1); // p ≥ 0: truncation is floor
         let f = (p - c as f64).min(1.0);
-        let h = if labels[j] == labels[i] { &mut hpos } else { &mut hneg };
-        h[c] += 1.0 - f;
-        h[c + 1] += f;
+        let at = (j % LANES) * 2 * nb + if lj == li { 0 } else { nb } + c;
+        lanes[at] += 1.0 - f;
+        lanes[at + 1] += f;
     }
+    let mut h = vec![0.0f64; 2 * nb];
+    for lane in lanes.chunks(2 * nb) {
+        h.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+    }
+    let (hpos, hneg) = h.split_at(nb);
+
     let (mut cum_pos, mut cum_all) = (0.0, 0.0);
     let mut ap = 0.0;
-    // Per bin: r_l = h⁺_l·H⁻_l/H_l² and q_l = h⁺_l·H⁺_l/H_l², summed from the top for the suffixes.
+    // Per bin: r_l = h⁺_l·H⁻_l/H_l², q_l = h⁺_l·H⁺_l/H_l², own_l = (H⁺_l·H_l + h⁺_l·H⁻_l)/H_l².
     let mut r = vec![0.0f64; nb];
     let mut q = vec![0.0f64; nb];
     let mut own = vec![0.0f64; nb];
@@ -158,13 +170,23 @@ fn query_ap<T: Real>(
             own[l] = (cum_pos * cum_all + hpos[l] * cum_neg) * inv2;
         }
     }
-    let s = scale / npos as f64;
+    // dAP/dh⁺_k = own_k + Σ_{l>k} r_l and dAP/dh⁻_k = −Σ_{l≥k} q_l (each / N⁺), then the slope
+    // of a pair in cell (z_c, z_c+1] is (dAP/dh_{c+1} − dAP/dh_c)/Δ: the triangles δ_c and δ_c+1
+    // have derivatives −1/Δ and +1/Δ there.
+    let s = scale / npos as f64 * inv_width;
     let (mut r_above, mut q_from) = (0.0, 0.0);
+    let (mut pos_next, mut neg_next) = (0.0, 0.0);
     for k in (0..nb).rev() {
         q_from += q[k];
-        dh[k] = s * (own[k] + r_above);
-        dh[nb + k] = -s * q_from;
+        let pos_k = own[k] + r_above;
+        let neg_k = -q_from;
+        if k < bins {
+            slopes[k] = s * (pos_next - pos_k);
+            slopes[bins + k] = s * (neg_next - neg_k);
+        }
         r_above += r[k];
+        pos_next = pos_k;
+        neg_next = neg_k;
     }
     ap / npos as f64
 }

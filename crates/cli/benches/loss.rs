@@ -1,0 +1,65 @@
+//! Loss timing harness for `make bench-loss` (driven by bench/bench_loss.py).
+//!
+//! Usage: `cargo bench -p embedrank-cli --bench loss -- DIR N...`, where `DIR/emb_N.npy` and
+//! `DIR/labels_N.npy` hold the batches the PML side also runs on. For each N it prints one JSON
+//! line with the median (and minimum) seconds of FastAP and FAPPY forward+backward and of one N×N×D product
+//! (the Gram matrix, the physical floor), each over enough repetitions to fill ~1 s.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use embedrank_core::{linalg, Fappy, FastAp, Loss};
+use embedrank_data::npy;
+
+/// Median and minimum seconds of `f` over repetitions filling about a second.
+fn timings(mut f: impl FnMut()) -> (f64, f64) {
+    f(); // warm-up
+    let start = Instant::now();
+    f();
+    let once = start.elapsed().as_secs_f64();
+    let reps = ((1.0 / once.max(1e-6)) as usize).clamp(5, 2000);
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[reps / 2], times[0])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let (dir, sizes) = args.split_first().expect("usage: loss DIR N...");
+    let dir = PathBuf::from(dir);
+    for n in sizes {
+        let emb = npy::read_matrix(&dir.join(format!("emb_{n}.npy"))).expect("embeddings");
+        let labels = npy::read_labels(&dir.join(format!("labels_{n}.npy"))).expect("labels");
+        let (rows, dim) = (emb.rows, emb.cols);
+        let fastap = FastAp::default();
+        let fappy = Fappy::default();
+        let t_fastap = timings(|| {
+            std::hint::black_box(fastap.loss_and_grad(&emb.data, dim, &labels).unwrap());
+        });
+        let t_fappy = timings(|| {
+            std::hint::black_box(fappy.loss_and_grad(&emb.data, dim, &labels).unwrap());
+        });
+        let mut gram = vec![0.0f32; rows * rows];
+        let t_gemm = timings(|| {
+            linalg::matmul_abt(&emb.data, &emb.data, rows, rows, dim, &mut gram);
+            std::hint::black_box(&gram);
+        });
+        let loss = fastap.loss_and_grad(&emb.data, dim, &labels).unwrap().loss;
+        println!(
+            "{}",
+            serde_json::json!({"n": rows, "dim": dim, "fastap_s": t_fastap.0, "fastap_min_s": t_fastap.1,
+                "fappy_s": t_fappy.0, "fappy_min_s": t_fappy.1, "gemm_s": t_gemm.0, "gemm_min_s": t_gemm.1,
+                "fastap_loss": loss, "threads": rayon_threads()})
+        );
+    }
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

@@ -1,0 +1,208 @@
+//! `embedrank loss` end to end: good input gives JSON and a gradient file; every kind of bad
+//! input gives a clear error naming the problem, exit code 2, and no panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use embedrank_data::npy;
+
+fn embedrank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_embedrank"))
+        .args(args)
+        .output()
+        .expect("run embedrank")
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn matrix(&self, name: &str, data: &[f32], rows: usize, cols: usize) -> PathBuf {
+        let p = self.path(name);
+        npy::write_matrix(&p, data, rows, cols).unwrap();
+        p
+    }
+
+    fn labels(&self, name: &str, labels: &[i64]) -> PathBuf {
+        let p = self.path(name);
+        npy::write_labels(&p, labels).unwrap();
+        p
+    }
+
+    fn bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Four unit vectors at 0°, 30°, 60°, 90° in interleaved classes: every loss has work to do.
+fn good(case: &Case) -> (PathBuf, PathBuf) {
+    let unit = |deg: f32| [deg.to_radians().cos(), deg.to_radians().sin()];
+    let data: Vec<f32> = [0.0, 30.0, 60.0, 90.0].into_iter().flat_map(unit).collect();
+    let e = case.matrix("e.npy", &data, 4, 2);
+    let l = case.labels("l.npy", &[0, 1, 0, 1]);
+    (e, l)
+}
+
+fn assert_fails(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+#[test]
+fn prints_json_and_writes_the_gradient() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let g = case.path("g.npy");
+    for loss in ["fastap", "fappy"] {
+        let out = embedrank(&[
+            "loss",
+            "--loss",
+            loss,
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&l),
+            "--grad-out",
+            s(&g),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let value = v["loss"].as_f64().unwrap();
+        assert!((0.0..=2.0).contains(&value), "{loss}: {value}");
+        let grad = npy::read_matrix(&g).unwrap();
+        assert_eq!((grad.rows, grad.cols), (4, 2));
+        assert!(grad.data.iter().any(|x| *x != 0.0));
+    }
+}
+
+#[test]
+fn help_says_nothing_is_normalised() {
+    let out = embedrank(&["loss", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("L2-normalises NOTHING"));
+}
+
+#[test]
+fn rejects_label_count_mismatch() {
+    let case = Case::new();
+    let (e, _) = good(&case);
+    let l = case.labels("short.npy", &[0, 0, 1]);
+    let out = embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]);
+    assert_fails(&out, &["short.npy has 3 labels", "has 4 rows"]);
+}
+
+#[test]
+fn rejects_non_finite_values_naming_row_and_column() {
+    let case = Case::new();
+    let l = case.labels("l.npy", &[0, 0, 1]);
+    for (bad, text) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let e = case.matrix("bad.npy", &[1.0, 0.0, 0.0, 1.0, bad, 0.0], 3, 2);
+        let out = embedrank(&["loss", "--loss", "fappy", "--embeddings", s(&e), "--labels", s(&l)]);
+        assert_fails(&out, &["row 2, column 0", text, "bad.npy"]);
+    }
+}
+
+#[test]
+fn rejects_zero_dim_and_too_few_rows() {
+    let case = Case::new();
+    let e = case.matrix("zero-dim.npy", &[], 3, 0);
+    let l = case.labels("l3.npy", &[0, 0, 1]);
+    assert_fails(
+        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]),
+        &["dimension"],
+    );
+    let e = case.matrix("one.npy", &[1.0, 0.0], 1, 2);
+    let l = case.labels("l1.npy", &[0]);
+    assert_fails(
+        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]),
+        &["at least 2 embeddings, got 1"],
+    );
+}
+
+#[test]
+fn rejects_bad_parameters() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let base = ["loss", "--embeddings", s(&e), "--labels", s(&l)];
+    let run = |extra: &[&str]| embedrank(&[&base[..], extra].concat());
+    assert_fails(&run(&["--loss", "fastap", "--bins", "0"]), &["bins = 0"]);
+    assert_fails(&run(&["--loss", "fappy", "--delta", "0"]), &["delta = 0", "(0, 2]"]);
+    assert_fails(&run(&["--loss", "fappy", "--delta=-0.5"]), &["delta = -0.5"]);
+    assert_fails(&run(&["--loss", "fappy", "--delta", "2.5"]), &["delta = 2.5"]);
+    assert_fails(&run(&["--loss", "fappy", "--delta", "NaN"]), &["delta = NaN"]);
+    // Unknown loss names are refused by the argument parser with its usage message.
+    let out = run(&["--loss", "triplet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'triplet'"));
+}
+
+#[test]
+fn rejects_unreadable_and_malformed_files() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let missing = case.path("missing.npy");
+    assert_fails(
+        &embedrank(&[
+            "loss",
+            "--loss",
+            "fastap",
+            "--embeddings",
+            s(&missing),
+            "--labels",
+            s(&l),
+        ]),
+        &["missing.npy", "No such file"],
+    );
+    let junk = case.bytes("junk.npy", b"this is not numpy");
+    assert_fails(
+        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&junk), "--labels", s(&l)]),
+        &["junk.npy", "magic"],
+    );
+    let mut truncated = std::fs::read(&e).unwrap();
+    truncated.truncate(truncated.len() - 3);
+    let t = case.bytes("trunc.npy", &truncated);
+    assert_fails(
+        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&t), "--labels", s(&l)]),
+        &["trunc.npy", "truncated data"],
+    );
+    // Float labels and 1-D embeddings are the wrong kinds of array.
+    let float_labels = case.matrix("flabels.npy", &[0.0, 1.0, 0.0, 1.0], 4, 1);
+    assert_fails(
+        &embedrank(&[
+            "loss",
+            "--loss",
+            "fastap",
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&float_labels),
+        ]),
+        &["flabels.npy", "integer"],
+    );
+    let one_d = case.labels("oned.npy", &[1, 2, 3, 4]);
+    assert_fails(
+        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&one_d), "--labels", s(&l)]),
+        &["oned.npy", "float32 or float64"],
+    );
+}
