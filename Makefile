@@ -7,7 +7,12 @@ CARGO ?= cargo
 BIN := target/debug/embedrank
 RELEASE_BIN := target/release/embedrank
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss clean
+## libtorch comes from the venv's PyTorch (torch-sys runs `python3` to find it): every cargo call sees
+## LIBTORCH_USE_PYTORCH=1 and the venv first on PATH, and waits for the venv to be ready.
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train clean
 
 all: build
 
@@ -19,35 +24,49 @@ $(VENV)/.ready: requirements.txt
 
 venv: $(VENV)/.ready
 
-build:
+build: venv
 	$(CARGO) build --workspace
 
-release:
+release: venv
 	$(CARGO) build --release --bin embedrank
 
 ## Everything CI runs: formatting, lints, Rust tests, then the oracle tests against PML & co.
 test: venv lint rust-test oracle
 
-lint:
+lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-rust-test:
+rust-test: venv
 	$(CARGO) test --workspace
 
 oracle: venv
 	$(CARGO) build --bin embedrank
 	EMBEDRANK_BIN=$(BIN) $(PY) -m pytest tests/oracle -q
 
-demo:
-	@echo "make demo: training lands with the training issue (embedrank train on Fashion-MNIST)."
-	@echo "Until then, try: make release && target/release/embedrank loss --help"
+## The main job on the default data: Fashion-MNIST (installed if missing; DATA=DIR to use another
+## copy), the default config (small CNN, FastAP 10 bins, 8 classes x 32, Adam 1e-3, 2 epochs), then
+## the Recall@K / MAP@R table. The run (checkpoints, metrics.jsonl, results.json, plots) goes to runs/demo.
+DATA ?=
+demo: venv release
+	@data="$$(scripts/fashion-mnist.sh $(DATA))" && \
+	echo "Fashion-MNIST: $$data" && \
+	$(RELEASE_BIN) train --data "$$data" --out runs/demo --overwrite
 
 ## Benchmarks: embedrank side by side with the PyTorch / PML / faiss equivalent, in one run.
-bench: bench-loss
+bench: bench-loss bench-eval bench-train
 
-bench-loss: venv release
-	EMBEDRANK_BIN=$(RELEASE_BIN) $(PY) bench/bench_loss.py
+bench-loss: venv
+	$(PY) bench/bench_loss.py
+
+## Exact top-k (N = 60,502, D = 512, k = 1000) vs faiss IndexFlatIP, full metric set vs PML; peak RSS via GNU time.
+bench-eval: venv release
+	@test -x /usr/bin/time || apt-get install -y -q time || { echo "bench-eval needs GNU time (/usr/bin/time)"; exit 1; }
+	cd bench && EMBEDRANK_BIN=$(CURDIR)/$(RELEASE_BIN) ../$(PY) bench_eval.py
+
+## The demo training run in PyTorch + PML and in embedrank, side by side (img/s, R@1, MAP@R).
+bench-train: venv release
+	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data"
 
 clean:
 	$(CARGO) clean

@@ -50,11 +50,17 @@ fn main() {
             linalg::matmul_abt(&emb.data, &emb.data, rows, rows, dim, &mut gram);
             std::hint::black_box(&gram);
         });
+        let mut grad = vec![0.0f32; rows * dim];
+        let t_grad = timings(|| {
+            linalg::matmul_ab(&gram, &emb.data, rows, dim, rows, &mut grad);
+            std::hint::black_box(&grad);
+        });
         let loss = fastap.loss_and_grad(&emb.data, dim, &labels).unwrap().loss;
         println!(
             "{}",
             serde_json::json!({"n": rows, "dim": dim, "fastap_s": t_fastap.0, "fastap_min_s": t_fastap.1,
                 "fappy_s": t_fappy.0, "fappy_min_s": t_fappy.1, "gemm_s": t_gemm.0, "gemm_min_s": t_gemm.1,
+                "grad_product_min_s": t_grad.1,
                 "fastap_loss": loss, "threads": rayon_threads()})
         );
     }

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod train;
+pub use train::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
+
 /// embedrank: train and evaluate image-embedding networks that rank well (FastAP, FAPPY).
 #[derive(Debug, Parser)]
 #[command(name = "embedrank", version, about, long_about = None)]
@@ -16,8 +19,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Evaluate embeddings for retrieval: PML's metrics on an exact kNN, plus NMI/AMI.
+    Eval(EvalArgs),
     /// Compute FastAP or FAPPY (and its gradient) on embeddings stored as .npy files.
     Loss(LossArgs),
+    /// Train an embedding network with FastAP or FAPPY and evaluate it (Recall@K, MAP@R).
+    Train(TrainArgs),
 }
 
 /// Which loss `embedrank loss` computes.
@@ -43,7 +50,9 @@ pub enum WeightingArg {
 #[command(
     after_help = "The embeddings are used exactly as given: embedrank L2-normalises NOTHING here. \
 Normalise them first (as a network's last layer would) to get the papers' losses.\n\n\
-Prints {\"loss\": <value>} as JSON on stdout; --grad-out writes d loss / d embeddings (float32, N×dim)."
+float32 embeddings are computed in f32 (as in training), float64 ones in f64 (for exact comparisons \
+with another implementation). Prints {\"loss\": <value>} as JSON on stdout; --grad-out writes \
+d loss / d embeddings (float32, N×dim)."
 )]
 pub struct LossArgs {
     /// The loss to compute.
@@ -67,4 +76,55 @@ pub struct LossArgs {
     /// Write the gradient d loss / d embeddings here (float32 .npy, N×dim).
     #[arg(long, value_name = "G.npy")]
     pub grad_out: Option<PathBuf>,
+}
+
+/// Arguments of `embedrank eval`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Embeddings are L2-normalised on load (ranking by cosine similarity); a NaN/Inf or all-zero row \
+is an error. Without --ref-embeddings the query set is searched against itself, each query's own index \
+excluded. Queries whose label has no other instance in the reference set are left out of the kNN metrics \
+and counted as excluded, as PML's AccuracyCalculator does. Ties in score rank the lower reference index first."
+)]
+pub struct EvalArgs {
+    /// Query embeddings, an N×dim float32 or float64 .npy file.
+    #[arg(long, value_name = "Q.npy")]
+    pub embeddings: PathBuf,
+    /// Query labels, a length-N .npy file of any integer dtype.
+    #[arg(long, value_name = "QL.npy")]
+    pub labels: PathBuf,
+    /// Reference embeddings (In-Shop style separate gallery); default: the query set itself.
+    #[arg(long, value_name = "R.npy", requires = "ref_labels")]
+    pub ref_embeddings: Option<PathBuf>,
+    /// Reference labels.
+    #[arg(long, value_name = "RL.npy", requires = "ref_embeddings")]
+    pub ref_labels: Option<PathBuf>,
+    /// The K of Recall@K, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub recall_at: Vec<usize>,
+    /// Metrics to compute, comma-separated, or all: precision_at_1, recall_at_k, r_precision,
+    /// mean_average_precision_at_r, mean_average_precision, mean_reciprocal_rank, nmi, ami.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub metrics: Vec<String>,
+    /// Neighbours the PML metrics see: max_bin_count (PML's choice for MAP@R), all, or a number.
+    #[arg(long, default_value = "max_bin_count")]
+    pub k: String,
+    /// Write the metrics as JSON here.
+    #[arg(long, value_name = "OUT.json")]
+    pub json: Option<PathBuf>,
+    /// Write each query's k-means cluster (NMI/AMI) here, as an int64 .npy.
+    #[arg(long, value_name = "C.npy")]
+    pub clusters_out: Option<PathBuf>,
+    /// Seed of the k-means behind NMI/AMI.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Lloyd iterations of that k-means (PML's faiss k-means uses 20).
+    #[arg(long, default_value_t = 20)]
+    pub kmeans_iters: usize,
+    /// kNN block size (rows per score tile).
+    #[arg(long, default_value_t = 1024, hide = true)]
+    pub block: usize,
+    /// Compute the full self-similarity matrix instead of its upper triangle (for testing).
+    #[arg(long, hide = true)]
+    pub no_symmetry: bool,
 }

@@ -60,6 +60,11 @@ fn good(case: &Case) -> (PathBuf, PathBuf) {
     (e, l)
 }
 
+/// `embedrank loss --loss fastap` on the given files.
+fn fastap(e: &Path, l: &Path) -> Output {
+    embedrank(&["loss", "--loss", "fastap", "--embeddings", s(e), "--labels", s(l)])
+}
+
 fn assert_fails(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
@@ -108,7 +113,7 @@ fn rejects_label_count_mismatch() {
     let case = Case::new();
     let (e, _) = good(&case);
     let l = case.labels("short.npy", &[0, 0, 1]);
-    let out = embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]);
+    let out = fastap(&e, &l);
     assert_fails(&out, &["short.npy has 3 labels", "has 4 rows"]);
 }
 
@@ -128,16 +133,10 @@ fn rejects_zero_dim_and_too_few_rows() {
     let case = Case::new();
     let e = case.matrix("zero-dim.npy", &[], 3, 0);
     let l = case.labels("l3.npy", &[0, 0, 1]);
-    assert_fails(
-        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]),
-        &["dimension"],
-    );
+    assert_fails(&fastap(&e, &l), &["dimension"]);
     let e = case.matrix("one.npy", &[1.0, 0.0], 1, 2);
     let l = case.labels("l1.npy", &[0]);
-    assert_fails(
-        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&e), "--labels", s(&l)]),
-        &["at least 2 embeddings, got 1"],
-    );
+    assert_fails(&fastap(&e, &l), &["at least 2 embeddings, got 1"]);
 }
 
 #[test]
@@ -162,47 +161,16 @@ fn rejects_unreadable_and_malformed_files() {
     let case = Case::new();
     let (e, l) = good(&case);
     let missing = case.path("missing.npy");
-    assert_fails(
-        &embedrank(&[
-            "loss",
-            "--loss",
-            "fastap",
-            "--embeddings",
-            s(&missing),
-            "--labels",
-            s(&l),
-        ]),
-        &["missing.npy", "No such file"],
-    );
+    assert_fails(&fastap(&missing, &l), &["missing.npy", "No such file"]);
     let junk = case.bytes("junk.npy", b"this is not numpy");
-    assert_fails(
-        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&junk), "--labels", s(&l)]),
-        &["junk.npy", "magic"],
-    );
+    assert_fails(&fastap(&junk, &l), &["junk.npy", "magic"]);
     let mut truncated = std::fs::read(&e).unwrap();
     truncated.truncate(truncated.len() - 3);
     let t = case.bytes("trunc.npy", &truncated);
-    assert_fails(
-        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&t), "--labels", s(&l)]),
-        &["trunc.npy", "truncated data"],
-    );
+    assert_fails(&fastap(&t, &l), &["trunc.npy", "truncated data"]);
     // Float labels and 1-D embeddings are the wrong kinds of array.
     let float_labels = case.matrix("flabels.npy", &[0.0, 1.0, 0.0, 1.0], 4, 1);
-    assert_fails(
-        &embedrank(&[
-            "loss",
-            "--loss",
-            "fastap",
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&float_labels),
-        ]),
-        &["flabels.npy", "integer"],
-    );
+    assert_fails(&fastap(&e, &float_labels), &["flabels.npy", "integer"]);
     let one_d = case.labels("oned.npy", &[1, 2, 3, 4]);
-    assert_fails(
-        &embedrank(&["loss", "--loss", "fastap", "--embeddings", s(&one_d), "--labels", s(&l)]),
-        &["oned.npy", "float32 or float64"],
-    );
+    assert_fails(&fastap(&one_d, &l), &["oned.npy", "float32 or float64"]);
 }

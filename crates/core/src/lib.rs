@@ -4,12 +4,24 @@
 //! used from any framework:
 //! - [`loss`]: FastAP (Cakir et al., CVPR 2019) and FAPPY (Zhong et al., ICONIP 2017) with exact
 //!   analytic gradients;
-//! - [`linalg`]: the matrix products they (and the evaluator) are built on.
+//! - [`linalg`]: the matrix products they (and the evaluator) are built on;
+//! - [`eval`]: retrieval evaluation with PML's `AccuracyCalculator` definitions, built on
+//!   [`knn`] (streamed exact kNN), [`metrics`], [`kmeans`] and [`cluster`] (NMI/AMI);
+//! - [`sampler`]: seeded, resumable mini-batch samplers (m-per-class, FastAP's super-category
+//!   pairs, FAPPY's label shuffling).
 //!
 //! Sibling crates: `embedrank-data` (file formats, datasets) and the `embedrank` command line.
 
+pub mod cluster;
+pub mod eval;
+pub mod kmeans;
+pub mod knn;
 pub mod linalg;
 pub mod loss;
+pub mod metrics;
+pub mod progress;
 pub mod real;
+pub mod sampler;
+pub mod topk;
 
 pub use loss::{Fappy, FappyWeighting, FastAp, Loss, LossError, LossOutput};

@@ -98,74 +98,6 @@ pub fn matmul_ab<T: Real>(a: &[T], b: &[T], m: usize, n: usize, k: usize, out: &
     }
 }
 
-/// Rows per block of [`gram_symmetric`].
-const GRAM_BLOCK: usize = 64;
-
-/// A raw pointer that may cross threads; used where tasks write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
-// SAFETY: only used by `gram_symmetric`, whose tasks write disjoint rows and read finished ones.
-unsafe impl<T: Send> Send for SharedMut<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SharedMut<T> {}
-
-/// `out (n×n) = x·xᵀ` for row-major `x` (`n×k`), computing only the upper block triangle (about
-/// half the products of [`matmul_abt`]) and mirroring it. Exactly symmetric.
-pub fn gram_symmetric<T: Real>(x: &[T], n: usize, k: usize, out: &mut [T]) {
-    use rayon::prelude::*;
-    assert_eq!(x.len(), n * k, "gram_symmetric: x is not n×k");
-    assert_eq!(out.len(), n * n, "gram_symmetric: out is not n×n");
-    if n < 2 * GRAM_BLOCK || k == 0 {
-        return matmul_abt(x, x, n, n, k, out);
-    }
-    let blocks = n.div_ceil(GRAM_BLOCK);
-    let ptr = SharedMut(out.as_mut_ptr());
-    // Phase 1: block row I computes columns from its own diagonal block to the end.
-    (0..blocks).into_par_iter().for_each(|bi| {
-        let r0 = bi * GRAM_BLOCK;
-        let m = GRAM_BLOCK.min(n - r0);
-        let p = ptr;
-        // SAFETY: block row `bi` writes only rows r0..r0+m, columns r0..n of `out` (n×n, row
-        // stride n); the reads are of `x`, which is not aliased by `out`.
-        unsafe {
-            gemm::gemm(
-                m,
-                n - r0,
-                k,
-                p.0.add(r0 * n + r0),
-                1,
-                n as isize,
-                false,
-                x.as_ptr().add(r0 * k),
-                1,
-                k as isize,
-                x.as_ptr().add(r0 * k),
-                k as isize,
-                1,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    });
-    // Phase 2: block row J copies its strictly-lower part from the (finished) upper triangle.
-    (1..blocks).into_par_iter().for_each(|bj| {
-        let r0 = bj * GRAM_BLOCK;
-        let rows = GRAM_BLOCK.min(n - r0);
-        let p = ptr;
-        for i in r0..r0 + rows {
-            for j in 0..r0 {
-                // SAFETY: writes row i < n, column j < r0 (lower part of this task's own rows);
-                // reads row j < r0, column i ≥ r0, an upper-triangle entry no task writes now.
-                unsafe { *p.0.add(i * n + j) = *p.0.add(j * n + i) };
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,23 +120,6 @@ mod tests {
                 ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
             })
             .collect()
-    }
-
-    #[test]
-    fn symmetric_gram_matches_the_full_product() {
-        for &(n, k) in &[(5, 3), (128, 7), (200, 33), (257, 64)] {
-            let x = pseudo(n * k, 3);
-            let mut full = vec![0.0; n * n];
-            matmul_abt(&x, &x, n, n, k, &mut full);
-            let mut sym = vec![f64::NAN; n * n];
-            gram_symmetric(&x, n, k, &mut sym);
-            for i in 0..n {
-                for j in 0..n {
-                    assert!((sym[i * n + j] - full[i * n + j]).abs() < 1e-10, "n={n} ({i},{j})");
-                    assert_eq!(sym[i * n + j], sym[j * n + i], "n={n} not symmetric at ({i},{j})");
-                }
-            }
-        }
     }
 
     #[test]

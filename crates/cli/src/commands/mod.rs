@@ -1,12 +1,16 @@
 //! One module per subcommand; each is a thin layer over the libraries.
 
+mod eval;
 mod loss;
+mod train;
 
 use crate::args::{Cli, Command};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Eval(args) => eval::run(&args),
         Command::Loss(args) => loss::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }

@@ -94,7 +94,7 @@ pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
 /// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings.
 pub(crate) fn gram<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
     let mut g = vec![T::ZERO; n * n];
-    linalg::gram_symmetric(emb, n, dim, &mut g);
+    linalg::matmul_abt(emb, emb, n, n, dim, &mut g);
     g
 }
 

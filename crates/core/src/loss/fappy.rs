@@ -184,7 +184,7 @@ impl Fappy {
 #[inline(always)]
 fn locate(s: f64, cells: usize) -> (usize, f64) {
     let u = (s.clamp(-1.0, 1.0) + 1.0) * (cells as f64 / 2.0);
-    let c = (u.floor() as usize).min(cells - 1);
+    let c = (u as usize).min(cells - 1); // u ≥ 0: truncation is floor, with no libm call
     (c, (u - c as f64).min(1.0))
 }
 

@@ -1,0 +1,203 @@
+//! `embedrank eval`: retrieval metrics of embeddings stored as `.npy`, with PML's definitions.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use embedrank_core::eval::{evaluate, normalise_rows, EvalConfig, EvalReport, KChoice, LabelledSet, Metric};
+use embedrank_core::knn::KnnOptions;
+use embedrank_data::npy;
+use serde_json::{json, Map, Value};
+
+use crate::args::EvalArgs;
+use crate::progress::Bar;
+
+/// A set read from disk: L2-normalised embeddings and labels, checked against each other.
+struct Set {
+    data: Vec<f32>,
+    dim: usize,
+    labels: Vec<i64>,
+}
+
+impl Set {
+    fn view(&self) -> LabelledSet<'_> {
+        LabelledSet {
+            embeddings: &self.data,
+            labels: &self.labels,
+        }
+    }
+}
+
+fn load(emb: &Path, labels: &Path) -> anyhow::Result<Set> {
+    let m = npy::read_matrix(emb)?;
+    if m.rows == 0 {
+        bail!("{}: the embedding set is empty (0 rows)", emb.display());
+    }
+    if m.cols == 0 {
+        bail!("{}: the embeddings have dimension 0", emb.display());
+    }
+    let l = npy::read_labels(labels)?;
+    if l.len() != m.rows {
+        bail!(
+            "{} has {} labels but {} has {} rows",
+            labels.display(),
+            l.len(),
+            emb.display(),
+            m.rows
+        );
+    }
+    let mut data = m.data;
+    normalise_rows(&mut data, m.cols).with_context(|| format!("{}", emb.display()))?;
+    Ok(Set {
+        data,
+        dim: m.cols,
+        labels: l,
+    })
+}
+
+fn parse_k(s: &str) -> anyhow::Result<KChoice> {
+    match s {
+        "max_bin_count" => Ok(KChoice::MaxBinCount),
+        "all" => Ok(KChoice::All),
+        n => match n.parse::<usize>() {
+            Ok(k) if k > 0 => Ok(KChoice::Fixed(k)),
+            _ => bail!("--k must be max_bin_count, all or a positive number, not {n:?}"),
+        },
+    }
+}
+
+fn parse_metrics(names: &[String]) -> anyhow::Result<Vec<Metric>> {
+    let mut out = Vec::new();
+    if names.iter().any(|n| n.trim() == "all") {
+        return Ok(Metric::ALL.to_vec());
+    }
+    for n in names {
+        let Some(m) = Metric::parse(n) else {
+            let all: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            bail!("unknown metric {n:?}; choose from {}", all.join(", "));
+        };
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// The metrics as the JSON object of the issue (NaN becomes null).
+fn to_json(r: &EvalReport) -> Value {
+    let mut o = Map::new();
+    let mut put = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            o.insert(name.into(), json!(v));
+        }
+    };
+    put("precision_at_1", r.precision_at_1);
+    put("r_precision", r.r_precision);
+    put("mean_average_precision_at_r", r.mean_average_precision_at_r);
+    put("mean_average_precision", r.mean_average_precision);
+    put("mean_reciprocal_rank", r.mean_reciprocal_rank);
+    put("nmi", r.nmi);
+    put("ami", r.ami);
+    if !r.recall_at_k.is_empty() {
+        let rk: Map<String, Value> = r.recall_at_k.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        o.insert("recall_at_k".into(), Value::Object(rk));
+    }
+    o.insert("num_queries".into(), json!(r.num_queries));
+    o.insert("num_excluded".into(), json!(r.num_excluded));
+    o.insert("k".into(), json!(r.k));
+    o.insert(
+        "timings".into(),
+        json!({ "knn_s": r.knn_seconds, "kmeans_s": r.kmeans_seconds }),
+    );
+    Value::Object(o)
+}
+
+fn print_table(out: &mut impl Write, args: &EvalArgs, nq: usize, r: &EvalReport) -> std::io::Result<()> {
+    let against = match &args.ref_embeddings {
+        Some(p) => format!("against {}", p.display()),
+        None => "against themselves (each query's own index excluded)".to_string(),
+    };
+    writeln!(out, "{nq} queries from {} {against}", args.embeddings.display())?;
+    writeln!(
+        out,
+        "embeddings L2-normalised on load; ranked by cosine similarity, ties to the lower index"
+    )?;
+    writeln!(
+        out,
+        "k = {} neighbours; {} lone queries excluded, {} evaluated",
+        r.k, r.num_excluded, r.num_queries
+    )?;
+    writeln!(out, "{:<30} {:>10}", "metric", "value")?;
+    let mut row = |name: String, v: Option<f64>| match v {
+        Some(v) => writeln!(out, "{name:<30} {v:>10.6}"),
+        None => Ok(()),
+    };
+    row("precision_at_1".into(), r.precision_at_1)?;
+    for (k, v) in &r.recall_at_k {
+        row(format!("recall_at_{k}"), Some(*v))?;
+    }
+    row("r_precision".into(), r.r_precision)?;
+    row("mean_average_precision_at_r".into(), r.mean_average_precision_at_r)?;
+    row("mean_average_precision".into(), r.mean_average_precision)?;
+    row("mean_reciprocal_rank".into(), r.mean_reciprocal_rank)?;
+    row("nmi".into(), r.nmi)?;
+    row("ami".into(), r.ami)
+}
+
+/// Runs `embedrank eval`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let cfg = EvalConfig {
+        metrics: parse_metrics(&args.metrics)?,
+        k: parse_k(&args.k)?,
+        recall_at: args.recall_at.clone(),
+        kmeans_iters: args.kmeans_iters,
+        seed: args.seed,
+        knn: KnnOptions {
+            block: args.block.max(1),
+            symmetric: !args.no_symmetry,
+        },
+    };
+    if cfg.recall_at.contains(&0) {
+        bail!("--recall-at values must be at least 1");
+    }
+    let query = load(&args.embeddings, &args.labels)?;
+    let reference = match (&args.ref_embeddings, &args.ref_labels) {
+        (Some(e), Some(l)) => {
+            let r = load(e, l)?;
+            if r.dim != query.dim {
+                bail!(
+                    "{} has dimension {} but {} has dimension {}",
+                    args.embeddings.display(),
+                    query.dim,
+                    e.display(),
+                    r.dim
+                );
+            }
+            Some(r)
+        }
+        _ => None,
+    };
+    let report = evaluate(
+        query.view(),
+        reference.as_ref().map(Set::view),
+        query.dim,
+        &cfg,
+        &Bar::default(),
+    )
+    .with_context(|| format!("evaluating {}", args.embeddings.display()))?;
+    if let Some(path) = &args.clusters_out {
+        if report.clusters.is_empty() {
+            bail!("--clusters-out needs the nmi or ami metric (they run the k-means)");
+        }
+        let ids: Vec<i64> = report.clusters.iter().map(|&c| i64::from(c)).collect();
+        npy::write_labels(path, &ids)?;
+    }
+    let json = to_json(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    print_table(&mut stdout, args, query.labels.len(), &report)?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `embedrank train`: settings (defaults < --config < flags), then the library's training loop,
+//! with progress bars, a log line per epoch and the final Recall@K / MAP@R table.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use embedrank_torch::config::{LossKind, OptimKind, SamplerKind, ScheduleKind, Weighting};
+use embedrank_torch::{run_dir, EpochRecord, Observer, RunInfo, RunOptions, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
+
+/// Runs `embedrank train`.
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let (cfg, opts) = settings(args)?;
+    if args.print_config {
+        write!(std::io::stdout().lock(), "{}", cfg.to_toml())?;
+        return Ok(());
+    }
+    let mut bars = Bars::default();
+    let summary = embedrank_torch::train(&cfg, opts, &mut bars)
+        .with_context(|| format!("training into {}", cfg.train.out_dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    let r = &summary.results;
+    writeln!(out, "\nTest split vs itself (self excluded) after epoch {}:", r.epochs)?;
+    writeln!(out, "  {:<14} {:>8}", "metric", "value")?;
+    if let Some(m) = &r.retrieval {
+        let mut ks: Vec<(usize, f64)> = m
+            .recall_at_k
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect();
+        ks.sort_unstable_by_key(|(k, _)| *k);
+        for (k, v) in ks {
+            writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
+        }
+        writeln!(out, "  {:<14} {:>8.4}", "MAP@R", m.mean_average_precision_at_r)?;
+        writeln!(out, "  {:<14} {:>8.4}", "R-precision", m.r_precision)?;
+    }
+    writeln!(out, "  {:<14} {:>8.0}", "train img/s", r.img_per_s)?;
+    writeln!(
+        out,
+        "plots: {}, {}",
+        summary.out_dir.join("loss.png").display(),
+        summary.out_dir.join("retrieval.png").display()
+    )?;
+    writeln!(out, "results: {}", summary.results_path.display())?;
+    Ok(())
+}
+
+/// The effective config and run options of `args`.
+fn settings(args: &TrainArgs) -> anyhow::Result<(TrainConfig, RunOptions)> {
+    let mut cfg = if let Some(dir) = &args.resume {
+        let mut saved = run_dir::read_config(dir)?;
+        saved.train.out_dir = dir.clone();
+        saved
+    } else if let Some(path) = &args.config {
+        TrainConfig::load(path)?
+    } else {
+        TrainConfig::default()
+    };
+    apply_flags(&mut cfg, args);
+    let opts = RunOptions {
+        resume: args.resume.is_some(),
+        overwrite: args.overwrite,
+    };
+    Ok((cfg, opts))
+}
+
+/// Overrides the config with every flag given.
+fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
+    fn set<T: Clone>(dst: &mut T, src: &Option<T>) {
+        if let Some(v) = src {
+            *dst = v.clone();
+        }
+    }
+    set(&mut cfg.data.path, &a.data);
+    set(&mut cfg.model.dim, &a.dim);
+    if let Some(l) = a.loss {
+        cfg.loss.kind = match l {
+            TrainLoss::Fastap => LossKind::Fastap,
+            TrainLoss::Fappy => LossKind::Fappy,
+        };
+    }
+    set(&mut cfg.loss.bins, &a.bins);
+    set(&mut cfg.loss.delta, &a.delta);
+    if let Some(w) = a.fappy_weighting {
+        cfg.loss.weighting = match w {
+            TrainWeighting::Halving => Weighting::Halving,
+            TrainWeighting::Reference => Weighting::Reference,
+        };
+    }
+    if let Some(s) = a.sampler {
+        cfg.sampler.kind = match s {
+            TrainSampler::MPerClass => SamplerKind::MPerClass,
+            TrainSampler::LabelShuffle => SamplerKind::LabelShuffle,
+        };
+    }
+    set(&mut cfg.sampler.m, &a.m);
+    if let Some(o) = a.optim {
+        cfg.optim.kind = match o {
+            TrainOptim::Adam => OptimKind::Adam,
+            TrainOptim::Adamw => OptimKind::Adamw,
+            TrainOptim::Sgd => OptimKind::Sgd,
+        };
+    }
+    set(&mut cfg.optim.lr, &a.lr);
+    set(&mut cfg.optim.head_lr_mult, &a.head_lr_mult);
+    set(&mut cfg.optim.weight_decay, &a.weight_decay);
+    set(&mut cfg.optim.momentum, &a.momentum);
+    set(&mut cfg.optim.beta1, &a.beta1);
+    set(&mut cfg.optim.beta2, &a.beta2);
+    set(&mut cfg.optim.eps, &a.eps);
+    if let Some(s) = a.schedule {
+        cfg.schedule.kind = match s {
+            TrainSchedule::Constant => ScheduleKind::Constant,
+            TrainSchedule::Step => ScheduleKind::Step,
+            TrainSchedule::Cosine => ScheduleKind::Cosine,
+        };
+    }
+    set(&mut cfg.schedule.step_epochs, &a.step_epochs);
+    set(&mut cfg.schedule.gamma, &a.gamma);
+    set(&mut cfg.schedule.min_lr, &a.min_lr);
+    set(&mut cfg.train.epochs, &a.epochs);
+    set(&mut cfg.train.batch_size, &a.batch_size);
+    set(&mut cfg.train.seed, &a.seed);
+    set(&mut cfg.train.threads, &a.threads);
+    set(&mut cfg.train.eval_every, &a.eval_every);
+    set(&mut cfg.train.eval_batch_size, &a.eval_batch_size);
+    set(&mut cfg.train.out_dir, &a.out);
+    set(&mut cfg.train.device, &a.device);
+}
+
+/// Progress bars (stderr, hidden when it is not a terminal) and one log line per epoch.
+#[derive(Default)]
+struct Bars {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+}
+
+impl Observer for Bars {
+    fn run_start(&mut self, info: &RunInfo) {
+        self.epochs = info.epochs;
+        eprintln!(
+            "training on {} images ({} batches of {} per epoch), testing on {}; {} parameters; {}, {} threads",
+            info.train_images,
+            info.steps_per_epoch,
+            info.batch_size,
+            info.test_images,
+            info.parameters,
+            info.device,
+            info.threads
+        );
+        if info.first_epoch > 1 {
+            eprintln!("resuming at epoch {} of {}", info.first_epoch, info.epochs);
+        }
+    }
+
+    fn epoch_start(&mut self, epoch: usize, steps: usize) {
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        bar.enable_steady_tick(Duration::from_millis(500));
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, _step: usize, loss: f32, images_per_sec: f64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("loss {loss:.4}  {images_per_sec:.0} img/s"));
+        }
+    }
+
+    fn evaluating(&mut self, _epoch: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message("evaluating on the test split…");
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let metrics = r
+            .retrieval
+            .as_ref()
+            .map(|m| {
+                format!(
+                    "; R@1 {:.4}, MAP@R {:.4} ({:.1} s eval)",
+                    m.precision_at_1, m.mean_average_precision_at_r, r.eval_seconds
+                )
+            })
+            .unwrap_or_default();
+        eprintln!(
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s{metrics}",
+            r.epoch, self.epochs, r.loss, r.lr, r.img_per_s, r.train_seconds
+        );
+    }
+}

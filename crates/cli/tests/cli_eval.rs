@@ -1,0 +1,216 @@
+//! `embedrank eval` end to end: good input gives a table and the JSON of the issue; every kind of
+//! bad input gives a clear error naming the file and the problem, exit code 2, and no panic.
+//! (The metric values themselves are checked against PML in tests/oracle/test_eval_pml.py.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use embedrank_data::npy;
+
+fn embedrank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_embedrank"))
+        .args(args)
+        .output()
+        .expect("run embedrank")
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn matrix(&self, name: &str, data: &[f32], rows: usize, cols: usize) -> PathBuf {
+        let p = self.path(name);
+        npy::write_matrix(&p, data, rows, cols).unwrap();
+        p
+    }
+
+    fn labels(&self, name: &str, labels: &[i64]) -> PathBuf {
+        let p = self.path(name);
+        npy::write_labels(&p, labels).unwrap();
+        p
+    }
+
+    /// A hand-made .npy file (format 1.0) with any dtype descriptor and shape.
+    fn raw_npy(&self, name: &str, descr: &str, shape: &str, payload: &[u8]) -> PathBuf {
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(payload);
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Six 2-D points, three per class, at distinct angles (no ties).
+fn good(case: &Case) -> (PathBuf, PathBuf) {
+    let unit = |deg: f32| [deg.to_radians().cos(), deg.to_radians().sin()];
+    let data: Vec<f32> = [0.0, 11.0, 37.0, 52.0, 71.0, 130.0]
+        .into_iter()
+        .flat_map(unit)
+        .collect();
+    (
+        case.matrix("q.npy", &data, 6, 2),
+        case.labels("ql.npy", &[0, 1, 0, 1, 0, 1]),
+    )
+}
+
+fn assert_fails(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+fn eval(q: &Path, ql: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["eval", "--embeddings", s(q), "--labels", s(ql)];
+    args.extend_from_slice(extra);
+    embedrank(&args)
+}
+
+#[test]
+fn writes_the_table_and_the_json_of_the_issue() {
+    let case = Case::new();
+    let (q, ql) = good(&case);
+    let json = case.path("out.json");
+    let out = eval(&q, &ql, &["--json", s(&json), "--recall-at", "1,2,50"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "L2-normalised",
+        "precision_at_1",
+        "recall_at_50",
+        "mean_average_precision_at_r",
+        "nmi",
+    ] {
+        assert!(table.contains(needle), "{needle} missing from:\n{table}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "precision_at_1",
+        "r_precision",
+        "mean_average_precision_at_r",
+        "nmi",
+        "ami",
+    ] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {v}"));
+        assert!((-1.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    // Identities that hold whatever the numbers: Recall@1 is precision@1, Recall@K never falls
+    // as K grows, and K beyond the 5 candidates finds every class-mate.
+    assert_eq!(v["recall_at_k"]["1"], v["precision_at_1"]);
+    let r2 = v["recall_at_k"]["2"].as_f64().unwrap();
+    assert!(v["precision_at_1"].as_f64().unwrap() <= r2);
+    assert_eq!(v["recall_at_k"]["50"].as_f64(), Some(1.0));
+    assert_eq!(
+        (v["num_queries"].as_u64(), v["num_excluded"].as_u64()),
+        (Some(6), Some(0))
+    );
+}
+
+#[test]
+fn counts_lone_queries_with_a_separate_reference_set() {
+    let case = Case::new();
+    let (q, _) = good(&case);
+    let ql = case.labels("ql3.npy", &[0, 1, 0, 1, 0, 9]);
+    let r = case.matrix("r.npy", &[1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 3, 2);
+    let rl = case.labels("rl.npy", &[0, 1, 1]);
+    let json = case.path("o.json");
+    let out = eval(
+        &q,
+        &ql,
+        &["--ref-embeddings", s(&r), "--ref-labels", s(&rl), "--json", s(&json)],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (v["num_queries"].as_u64(), v["num_excluded"].as_u64()),
+        (Some(5), Some(1))
+    );
+}
+
+#[test]
+fn rejects_nan_inf_and_zero_rows_naming_file_and_row() {
+    let case = Case::new();
+    let l = case.labels("l.npy", &[0, 0, 1]);
+    for (bad, text) in [
+        (f32::NAN, "row 1 contains NaN or infinity"),
+        (f32::INFINITY, "row 1 contains NaN or infinity"),
+    ] {
+        let e = case.matrix("bad.npy", &[1.0, 0.0, bad, 0.0, 0.0, 1.0], 3, 2);
+        assert_fails(&eval(&e, &l, &[]), &["bad.npy", text]);
+    }
+    let e = case.matrix("zero.npy", &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 3, 2);
+    assert_fails(&eval(&e, &l, &[]), &["zero.npy", "row 2 is a zero vector"]);
+}
+
+#[test]
+fn rejects_dimension_and_label_count_mismatches() {
+    let case = Case::new();
+    let (q, ql) = good(&case);
+    let r = case.matrix("r3.npy", &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 2, 3);
+    let rl = case.labels("rl.npy", &[0, 1]);
+    let out = eval(&q, &ql, &["--ref-embeddings", s(&r), "--ref-labels", s(&rl)]);
+    assert_fails(&out, &["q.npy has dimension 2", "r3.npy has dimension 3"]);
+    let short = case.labels("short.npy", &[0, 1]);
+    assert_fails(&eval(&q, &short, &[]), &["short.npy has 2 labels", "q.npy has 6 rows"]);
+    let r2 = case.matrix("r2.npy", &[1.0, 0.0, 0.0, 1.0], 2, 2);
+    let rl1 = case.labels("rl1.npy", &[0]);
+    let out = eval(&q, &ql, &["--ref-embeddings", s(&r2), "--ref-labels", s(&rl1)]);
+    assert_fails(&out, &["rl1.npy has 1 labels", "r2.npy has 2 rows"]);
+}
+
+#[test]
+fn rejects_unsupported_arrays_and_empty_sets() {
+    let case = Case::new();
+    let (_, ql) = good(&case);
+    let f16 = case.raw_npy("half.npy", "<f2", "(6, 2)", &[0u8; 24]);
+    assert_fails(&eval(&f16, &ql, &[]), &["half.npy", "<f2"]);
+    let c8 = case.raw_npy("complex.npy", "<c8", "(6, 2)", &[0u8; 96]);
+    assert_fails(&eval(&c8, &ql, &[]), &["complex.npy", "<c8"]);
+    let flat = case.raw_npy("flat.npy", "<f4", "(12,)", &[0u8; 48]);
+    assert_fails(&eval(&flat, &ql, &[]), &["flat.npy", "2-D"]);
+    let empty = case.raw_npy("empty.npy", "<f4", "(0, 2)", &[]);
+    let no_labels = case.labels("nol.npy", &[]);
+    assert_fails(&eval(&empty, &no_labels, &[]), &["empty.npy", "empty"]);
+    let no_dim = case.raw_npy("nodim.npy", "<f4", "(6, 0)", &[]);
+    assert_fails(&eval(&no_dim, &ql, &[]), &["nodim.npy", "dimension 0"]);
+    let missing = case.path("missing.npy");
+    assert_fails(&eval(&missing, &ql, &[]), &["missing.npy"]);
+}
+
+#[test]
+fn rejects_bad_options() {
+    let case = Case::new();
+    let (q, ql) = good(&case);
+    assert_fails(
+        &eval(&q, &ql, &["--metrics", "precision_at_1,bogus"]),
+        &["unknown metric \"bogus\""],
+    );
+    assert_fails(&eval(&q, &ql, &["--k", "0"]), &["--k must be"]);
+    assert_fails(&eval(&q, &ql, &["--recall-at", "0,5"]), &["--recall-at"]);
+    let r = case.matrix("r.npy", &[1.0, 0.0], 1, 2);
+    assert_fails(&eval(&q, &ql, &["--ref-embeddings", s(&r)]), &["--ref-labels"]);
+}

@@ -1,0 +1,537 @@
+//! Retrieval evaluation exactly as the metric-learning field reports it: PML's
+//! `AccuracyCalculator` definitions (see [`crate::metrics`]) on an exact, streamed kNN
+//! ([`crate::knn`]), plus NMI/AMI of a k-means clustering ([`crate::kmeans`], [`crate::cluster`]).
+//!
+//! Ranking is by inner product, so L2-normalise the embeddings first ([`normalise_rows`]) to rank
+//! by cosine similarity, as PML does on normalised embeddings. Without a reference set the query
+//! set is searched against itself and each query's own index is excluded. A query whose label
+//! has no other instance in the reference set is "lone": it is left out of the kNN metrics and
+//! counted in [`EvalReport::num_excluded`], as PML does. `k` follows PML's `determine_k`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::cluster::{ami, nmi};
+use crate::kmeans::{kmeans, KMeansOptions};
+use crate::knn::{knn, knn_self, KnnError, KnnOptions, Neighbours};
+use crate::metrics;
+use crate::progress::Progress;
+
+/// A metric [`evaluate`] can compute; names are PML's (`recall_at_k` is embedrank's addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Fraction of queries whose nearest neighbour is relevant.
+    PrecisionAt1,
+    /// For each K of [`EvalConfig::recall_at`]: fraction with a relevant item in the top K.
+    RecallAtK,
+    /// Mean R-precision.
+    RPrecision,
+    /// Mean average precision at R (MAP@R, Musgrave et al. 2020).
+    MeanAveragePrecisionAtR,
+    /// Mean average precision over the k neighbours, normalised by R (PML's definition).
+    MeanAveragePrecision,
+    /// Mean reciprocal rank of the first relevant neighbour within k.
+    MeanReciprocalRank,
+    /// Normalised mutual information of k-means clusters and labels.
+    Nmi,
+    /// Adjusted mutual information of k-means clusters and labels.
+    Ami,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 8] = [
+        Metric::PrecisionAt1,
+        Metric::RecallAtK,
+        Metric::RPrecision,
+        Metric::MeanAveragePrecisionAtR,
+        Metric::MeanAveragePrecision,
+        Metric::MeanReciprocalRank,
+        Metric::Nmi,
+        Metric::Ami,
+    ];
+
+    /// The metric's name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::PrecisionAt1 => "precision_at_1",
+            Metric::RecallAtK => "recall_at_k",
+            Metric::RPrecision => "r_precision",
+            Metric::MeanAveragePrecisionAtR => "mean_average_precision_at_r",
+            Metric::MeanAveragePrecision => "mean_average_precision",
+            Metric::MeanReciprocalRank => "mean_reciprocal_rank",
+            Metric::Nmi => "nmi",
+            Metric::Ami => "ami",
+        }
+    }
+
+    /// The metric named `name` (case-insensitive), if any.
+    pub fn parse(name: &str) -> Option<Metric> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    fn needs_knn(self) -> bool {
+        !matches!(self, Metric::Nmi | Metric::Ami)
+    }
+}
+
+/// How many neighbours the PML metrics see (PML's `k` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KChoice {
+    /// The largest number of references sharing a query's label (minus one for the query
+    /// itself): exactly enough for R-precision and MAP@R.
+    MaxBinCount,
+    /// A fixed k (R-precision and MAP@R are then truncated as in PML if k < R).
+    Fixed(usize),
+    /// Every reference (PML's `k=None`).
+    All,
+}
+
+/// What [`evaluate`] computes and how.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    /// The metrics to compute.
+    pub metrics: Vec<Metric>,
+    /// Neighbours for the PML metrics.
+    pub k: KChoice,
+    /// The K of Recall@K (more neighbours are searched if needed; they do not change the others).
+    pub recall_at: Vec<usize>,
+    /// Lloyd iterations of the k-means behind NMI/AMI.
+    pub kmeans_iters: usize,
+    /// Seed of the k-means.
+    pub seed: u64,
+    /// kNN tuning.
+    pub knn: KnnOptions,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            metrics: Metric::ALL.to_vec(),
+            k: KChoice::MaxBinCount,
+            recall_at: vec![1, 10, 100, 1000],
+            kmeans_iters: 20,
+            seed: 0,
+            knn: KnnOptions::default(),
+        }
+    }
+}
+
+/// One set of embeddings with its labels.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelledSet<'a> {
+    /// `rows × dim` row-major embeddings.
+    pub embeddings: &'a [f32],
+    /// One label per row.
+    pub labels: &'a [i64],
+}
+
+/// The metrics (those not asked for are `None`; a kNN metric is NaN if every query is lone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalReport {
+    /// PML `precision_at_1`.
+    pub precision_at_1: Option<f64>,
+    /// `(K, Recall@K)` for each requested K, K ascending.
+    pub recall_at_k: Vec<(usize, f64)>,
+    /// PML `r_precision`.
+    pub r_precision: Option<f64>,
+    /// PML `mean_average_precision_at_r`.
+    pub mean_average_precision_at_r: Option<f64>,
+    /// PML `mean_average_precision`.
+    pub mean_average_precision: Option<f64>,
+    /// PML `mean_reciprocal_rank`.
+    pub mean_reciprocal_rank: Option<f64>,
+    /// PML `NMI`.
+    pub nmi: Option<f64>,
+    /// PML `AMI`.
+    pub ami: Option<f64>,
+    /// Queries in the kNN metrics (lone queries excluded).
+    pub num_queries: usize,
+    /// Lone queries left out.
+    pub num_excluded: usize,
+    /// Neighbours the PML metrics used.
+    pub k: usize,
+    /// Neighbours searched (`max(k, largest Recall@K K)`, clipped to the candidates).
+    pub k_searched: usize,
+    /// Seconds spent in the kNN search.
+    pub knn_seconds: f64,
+    /// Seconds spent in k-means.
+    pub kmeans_seconds: f64,
+    /// The k-means cluster of each query (empty unless NMI or AMI was asked for).
+    pub clusters: Vec<u32>,
+}
+
+/// A row of a matrix that cannot be ranked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    /// The row holds NaN or ±infinity.
+    #[error("row {0} contains NaN or infinity")]
+    NonFinite(usize),
+    /// The row is all zeros, so it has no direction.
+    #[error("row {0} is a zero vector (no direction, cannot be L2-normalised)")]
+    Zero(usize),
+}
+
+/// Why [`evaluate`] could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// A set has no rows.
+    #[error("the {set} is empty")]
+    Empty {
+        /// "query set" or "reference set".
+        set: &'static str,
+    },
+    /// A set's label count differs from its row count.
+    #[error("the {set} has {rows} embeddings but {labels} labels")]
+    LabelCount {
+        /// Which set.
+        set: &'static str,
+        /// Its rows.
+        rows: usize,
+        /// Its labels.
+        labels: usize,
+    },
+    /// Query and reference dimensions differ.
+    #[error("the query set has dimension {query} but the reference set {reference}")]
+    DimMismatch {
+        /// Query dimension.
+        query: usize,
+        /// Reference dimension.
+        reference: usize,
+    },
+    /// A row cannot be ranked.
+    #[error("the {set}: {source}")]
+    Row {
+        /// Which set.
+        set: &'static str,
+        /// What is wrong with which row.
+        source: RowError,
+    },
+    /// A K of Recall@K or a fixed k is zero.
+    #[error("{what} must be at least 1")]
+    ZeroK {
+        /// Which setting.
+        what: &'static str,
+    },
+    /// The kNN search refused the input.
+    #[error(transparent)]
+    Knn(#[from] KnnError),
+}
+
+/// L2-normalises each `dim`-long row of `x` in place; a non-finite or zero row is an error.
+pub fn normalise_rows(x: &mut [f32], dim: usize) -> Result<(), RowError> {
+    if dim == 0 {
+        return Ok(());
+    }
+    x.par_chunks_mut(dim).enumerate().try_for_each(|(i, row)| {
+        if !row.iter().all(|v| v.is_finite()) {
+            return Err(RowError::NonFinite(i));
+        }
+        // f64 accumulation: no overflow for large finite values, and exact enough to keep a
+        // row that is already unit-norm (to f32 precision) unchanged.
+        let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Err(RowError::Zero(i));
+        }
+        row.iter_mut().for_each(|v| *v = (f64::from(*v) / norm) as f32);
+        Ok(())
+    })
+}
+
+fn check_set(set: &'static str, s: &LabelledSet, dim: usize) -> Result<usize, EvalError> {
+    let rows = s.embeddings.len().checked_div(dim).unwrap_or(0);
+    if rows == 0 {
+        return Err(EvalError::Empty { set });
+    }
+    if rows * dim != s.embeddings.len() {
+        return Err(KnnError::Shape {
+            what: set,
+            len: s.embeddings.len(),
+            dim,
+        }
+        .into());
+    }
+    if s.labels.len() != rows {
+        return Err(EvalError::LabelCount {
+            set,
+            rows,
+            labels: s.labels.len(),
+        });
+    }
+    if let Some(i) = s
+        .embeddings
+        .chunks_exact(dim)
+        .position(|r| !r.iter().all(|v| v.is_finite()))
+    {
+        return Err(EvalError::Row {
+            set,
+            source: RowError::NonFinite(i),
+        });
+    }
+    Ok(rows)
+}
+
+/// Labels as dense ids `0..` in order of first appearance.
+fn dense_ids(labels: &[i64]) -> Vec<u32> {
+    let mut ids: HashMap<i64, u32> = HashMap::new();
+    labels
+        .iter()
+        .map(|l| {
+            let next = ids.len() as u32;
+            *ids.entry(*l).or_insert(next)
+        })
+        .collect()
+}
+
+/// Per-query metric values, summed over queries.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    count: usize,
+    p1: f64,
+    r_prec: f64,
+    map_r: f64,
+    map: f64,
+    mrr: f64,
+    recall: Vec<f64>,
+}
+
+impl Sums {
+    fn add(mut self, o: Sums) -> Sums {
+        self.count += o.count;
+        self.p1 += o.p1;
+        self.r_prec += o.r_prec;
+        self.map_r += o.map_r;
+        self.map += o.map;
+        self.mrr += o.mrr;
+        if self.recall.is_empty() {
+            self.recall = o.recall;
+        } else {
+            self.recall.iter_mut().zip(o.recall).for_each(|(a, b)| *a += b);
+        }
+        self
+    }
+
+    fn one(matches: &[bool], k: usize, r: usize, recall_at: &[usize]) -> Sums {
+        let m = &matches[..k.min(matches.len())];
+        Sums {
+            count: 1,
+            p1: metrics::precision_at_1(m),
+            r_prec: metrics::r_precision(m, r),
+            map_r: metrics::average_precision_at_r(m, r),
+            map: metrics::average_precision(m, r),
+            mrr: metrics::reciprocal_rank(m),
+            recall: recall_at.iter().map(|&kk| metrics::recall_at(matches, kk)).collect(),
+        }
+    }
+}
+
+/// Evaluates `query` against `reference` (or against itself, self excluded, if `None`).
+pub fn evaluate(
+    query: LabelledSet,
+    reference: Option<LabelledSet>,
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+) -> Result<EvalReport, EvalError> {
+    let nq = check_set("query set", &query, dim)?;
+    if let Some(r) = &reference {
+        check_set("reference set", r, dim)?;
+    }
+    if cfg.recall_at.contains(&0) {
+        return Err(EvalError::ZeroK {
+            what: "every K of Recall@K",
+        });
+    }
+    if cfg.k == KChoice::Fixed(0) {
+        return Err(EvalError::ZeroK { what: "k" });
+    }
+    let self_ref = reference.is_none();
+    let refs = reference.unwrap_or(query);
+    let nr = refs.labels.len();
+    let own = usize::from(self_ref);
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for l in refs.labels {
+        *counts.entry(*l).or_default() += 1;
+    }
+    let relevant: Vec<usize> = query
+        .labels
+        .iter()
+        .map(|l| counts.get(l).copied().unwrap_or(0).saturating_sub(own))
+        .collect();
+    let mut report = EvalReport {
+        num_excluded: relevant.iter().filter(|&&r| r == 0).count(),
+        ..EvalReport::default()
+    };
+    report.num_queries = nq - report.num_excluded;
+    let wants = |m: Metric| cfg.metrics.contains(&m);
+
+    if cfg.metrics.iter().any(|m| m.needs_knn()) {
+        let candidates = nr - own;
+        let max_bin = relevant.iter().copied().max().unwrap_or(0);
+        report.k = match cfg.k {
+            KChoice::MaxBinCount => max_bin,
+            KChoice::Fixed(k) => k,
+            KChoice::All => candidates,
+        }
+        .min(candidates);
+        let mut recall_at = if wants(Metric::RecallAtK) {
+            cfg.recall_at.clone()
+        } else {
+            Vec::new()
+        };
+        recall_at.sort_unstable();
+        recall_at.dedup();
+        report.k_searched = recall_at.last().copied().unwrap_or(0).max(report.k).min(candidates);
+        let t = Instant::now();
+        let nb = if self_ref {
+            knn_self(query.embeddings, dim, report.k_searched, &cfg.knn, progress)?
+        } else {
+            knn(
+                query.embeddings,
+                refs.embeddings,
+                dim,
+                report.k_searched,
+                &cfg.knn,
+                progress,
+            )?
+        };
+        report.knn_seconds = t.elapsed().as_secs_f64();
+        let sums = knn_sums(&nb, query.labels, refs.labels, &relevant, report.k, &recall_at);
+        let mean = |x: f64| x / sums.count as f64;
+        let k_ok = report.k > 0;
+        let pick = |m: Metric, v: f64| (wants(m)).then(|| if k_ok { mean(v) } else { f64::NAN });
+        report.precision_at_1 = pick(Metric::PrecisionAt1, sums.p1);
+        report.r_precision = pick(Metric::RPrecision, sums.r_prec);
+        report.mean_average_precision_at_r = pick(Metric::MeanAveragePrecisionAtR, sums.map_r);
+        report.mean_average_precision = pick(Metric::MeanAveragePrecision, sums.map);
+        report.mean_reciprocal_rank = pick(Metric::MeanReciprocalRank, sums.mrr);
+        report.recall_at_k = recall_at
+            .iter()
+            .zip(&sums.recall)
+            .map(|(&kk, &s)| (kk, mean(s)))
+            .collect();
+    }
+
+    if wants(Metric::Nmi) || wants(Metric::Ami) {
+        let truth = dense_ids(query.labels);
+        let k = truth.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+        let t = Instant::now();
+        let opts = KMeansOptions {
+            k,
+            max_iter: cfg.kmeans_iters,
+            seed: cfg.seed,
+        };
+        let pred = kmeans(query.embeddings, dim, &opts, progress);
+        report.kmeans_seconds = t.elapsed().as_secs_f64();
+        report.nmi = wants(Metric::Nmi).then(|| nmi(&truth, &pred));
+        report.ami = wants(Metric::Ami).then(|| ami(&truth, &pred));
+        report.clusters = pred;
+    }
+    Ok(report)
+}
+
+/// Sums of the per-query kNN metrics over the non-lone queries.
+fn knn_sums(
+    nb: &Neighbours,
+    q_labels: &[i64],
+    r_labels: &[i64],
+    relevant: &[usize],
+    k: usize,
+    recall_at: &[usize],
+) -> Sums {
+    let zero = || Sums {
+        recall: vec![0.0; recall_at.len()],
+        ..Sums::default()
+    };
+    (0..nb.rows)
+        .into_par_iter()
+        .filter(|&i| relevant[i] > 0)
+        .fold_with(zero(), |acc, i| {
+            let matches: Vec<bool> = (0..nb.k).map(|j| r_labels[nb.index(i, j)] == q_labels[i]).collect();
+            acc.add(Sums::one(&matches, k, relevant[i], recall_at))
+        })
+        .reduce(zero, Sums::add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    fn set<'a>(e: &'a [f32], l: &'a [i64]) -> LabelledSet<'a> {
+        LabelledSet {
+            embeddings: e,
+            labels: l,
+        }
+    }
+
+    #[test]
+    fn hand_checked_line_of_points() {
+        // 2-D unit vectors at these angles (degrees), so neighbours are the nearest angles:
+        // label:  a    a    b    a    b
+        // angle:  0   10   25   30  100
+        let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
+        let e: Vec<f32> = ang
+            .iter()
+            .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
+            .collect();
+        let l = [1i64, 1, 2, 1, 2];
+        let cfg = EvalConfig {
+            recall_at: vec![1, 2],
+            metrics: Metric::ALL[..6].to_vec(),
+            ..EvalConfig::default()
+        };
+        let rep = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
+        // Neighbour lists (self excluded), k = max_bin_count = 3 - 1 = 2:
+        // q0: 1(a) 2(b) | q1: 0(a) 2(b) | q2: 3(a) 1(a) | q3: 2(b) 1(a) | q4: 3(a) 2(b)
+        // matches: q0 [T,F] R=2; q1 [T,F] R=2; q2 [F,F] R=1; q3 [F,T] R=2; q4 [F,T] R=1
+        assert_eq!((rep.k, rep.num_queries, rep.num_excluded), (2, 5, 0));
+        let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
+        close(rep.precision_at_1, 2.0 / 5.0);
+        close(rep.r_precision, (0.5 + 0.5 + 0.0 + 0.5 + 0.0) / 5.0);
+        close(rep.mean_average_precision_at_r, (0.5 + 0.5 + 0.0 + 0.25 + 0.0) / 5.0);
+        close(rep.mean_average_precision, (0.5 + 0.5 + 0.0 + 0.25 + 0.5) / 5.0);
+        close(rep.mean_reciprocal_rank, (1.0 + 1.0 + 0.0 + 0.5 + 0.5) / 5.0);
+        assert_eq!(rep.recall_at_k, vec![(1, 2.0 / 5.0), (2, 4.0 / 5.0)]);
+    }
+
+    #[test]
+    fn lone_queries_are_excluded_and_counted() {
+        let e = [1f32, 0.0, 0.0, 1.0, 0.6, 0.8, 0.8, 0.6];
+        let q = set(&e[..4], &[5, 6]);
+        let r = set(&e[4..], &[5, 7]);
+        let rep = evaluate(q, Some(r), 2, &EvalConfig::default(), &NoProgress).unwrap();
+        assert_eq!((rep.num_queries, rep.num_excluded, rep.k), (1, 1, 1));
+        // Query 0 (label 5) = (1, 0): its nearest reference is (0.8, 0.6), label 7.
+        assert_eq!(rep.precision_at_1, Some(0.0));
+        // Every query lone: NaN, as PML.
+        let rep = evaluate(q, Some(set(&e[4..], &[8, 9])), 2, &EvalConfig::default(), &NoProgress).unwrap();
+        assert!(rep.precision_at_1.unwrap().is_nan());
+        assert_eq!(rep.num_excluded, 2);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let e = [1f32, 0.0, 0.0, 1.0];
+        let cfg = EvalConfig::default();
+        let err = |q, r| evaluate(q, r, 2, &cfg, &NoProgress).unwrap_err();
+        assert!(matches!(err(set(&[], &[]), None), EvalError::Empty { .. }));
+        assert!(matches!(err(set(&e, &[1]), None), EvalError::LabelCount { .. }));
+        assert!(matches!(err(set(&[1.0, f32::NAN], &[1]), None), EvalError::Row { .. }));
+        assert!(matches!(
+            err(set(&e, &[1, 1]), Some(set(&e[..3], &[1]))),
+            EvalError::Knn(_)
+        ));
+        let mut z = [3f32, 4.0, 0.0, 0.0];
+        assert_eq!(normalise_rows(&mut z, 2), Err(RowError::Zero(1)));
+        assert_eq!(&z[..2], &[0.6, 0.8]);
+        assert_eq!(
+            normalise_rows(&mut [f32::INFINITY, 1.0], 2),
+            Err(RowError::NonFinite(0))
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! k-means (Lloyd) with k-means++ seeding, seeded and deterministic, on the f32 GEMM.
+//!
+//! Seeding is exact k-means++ (Arthur & Vassilvitskii, 2007): each new centre is a point drawn
+//! with probability proportional to its squared distance to the nearest centre so far. To use the
+//! GEMM instead of one pass over all points per centre, the distances are refreshed in batches
+//! and each draw is made from the stale (larger) distances and accepted with probability
+//! `fresh / stale`, where `fresh` also accounts for the centres not yet folded in. Rejection
+//! sampling makes this the exact k-means++ distribution.
+//!
+//! Lloyd iterations assign each point to the centre of highest `x·c - |c|²/2` (nearest centre),
+//! block by block, then move each centre to its points' mean; an empty cluster keeps its centre.
+//! They stop when no assignment changes or after `max_iter` iterations.
+
+use rayon::prelude::*;
+
+use crate::linalg::matmul_abt_single;
+use crate::progress::Progress;
+
+/// k-means settings.
+#[derive(Debug, Clone, Copy)]
+pub struct KMeansOptions {
+    /// Number of clusters (clipped to the number of points).
+    pub k: usize,
+    /// Most Lloyd iterations (PML's faiss k-means uses 20).
+    pub max_iter: usize,
+    /// Seed of the k-means++ draws.
+    pub seed: u64,
+}
+
+/// SplitMix64: a tiny, fixed, seedable generator, so results never change with a crate version.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const BLOCK: usize = 512;
+
+fn sq_norms(x: &[f32], dim: usize) -> Vec<f32> {
+    x.par_chunks(dim).map(|r| r.iter().map(|v| v * v).sum()).collect()
+}
+
+/// `d2[i] = min(d2[i], |x_i - c|²)` over the centres `c` (rows of `cents`, norms `cn`).
+fn fold_in(x: &[f32], xn: &[f32], dim: usize, cents: &[f32], cn: &[f32], d2: &mut [f32]) {
+    let m = cn.len();
+    d2.par_chunks_mut(BLOCK).enumerate().for_each_init(
+        || vec![0f32; BLOCK * m],
+        |s, (b, d)| {
+            let i0 = b * BLOCK;
+            let s = &mut s[..d.len() * m];
+            matmul_abt_single(&x[i0 * dim..(i0 + d.len()) * dim], cents, d.len(), m, dim, s);
+            for (i, (di, line)) in d.iter_mut().zip(s.chunks_exact(m)).enumerate() {
+                for (&dot, &c) in line.iter().zip(cn) {
+                    *di = di.min((xn[i0 + i] + c - 2.0 * dot).max(0.0));
+                }
+            }
+        },
+    );
+}
+
+fn gather(x: &[f32], dim: usize, rows: &[usize]) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| x[r * dim..(r + 1) * dim].iter().copied())
+        .collect()
+}
+
+/// k-means++ seeding: the rows of `x` chosen as initial centres.
+fn seed_plus_plus(
+    x: &[f32],
+    xn: &[f32],
+    dim: usize,
+    k: usize,
+    rng: &mut SplitMix,
+    progress: &dyn Progress,
+) -> Vec<usize> {
+    let n = xn.len();
+    let mut chosen = vec![(rng.next_u64() % n as u64) as usize];
+    let mut d2 = vec![f32::INFINITY; n];
+    let mut folded = 0;
+    let mut cum: Vec<f64> = Vec::new();
+    progress.start("k-means++", k as u64);
+    progress.advance(1);
+    while chosen.len() < k {
+        let pending = chosen.len() - folded;
+        if pending > 0 && (cum.is_empty() || pending >= (chosen.len() / 4).clamp(1, 256)) {
+            let rows = &chosen[folded..];
+            let cents = gather(x, dim, rows);
+            let cn: Vec<f32> = rows.iter().map(|&r| xn[r]).collect();
+            fold_in(x, xn, dim, &cents, &cn, &mut d2);
+            folded = chosen.len();
+            cum.clear();
+            let mut acc = 0.0;
+            cum.extend(d2.iter().map(|&d| {
+                acc += f64::from(d);
+                acc
+            }));
+        }
+        let total = *cum.last().expect("n > 0");
+        if total <= 0.0 {
+            // Every point sits on a centre (duplicates): any unchosen point will do.
+            let next = (0..n).find(|i| !chosen.contains(i)).expect("k ≤ n");
+            chosen.push(next);
+            progress.advance(1);
+            continue;
+        }
+        let u = rng.unit() * total;
+        let i = cum.partition_point(|&c| c <= u).min(n - 1);
+        let stale = f64::from(d2[i]);
+        let xi = &x[i * dim..(i + 1) * dim];
+        let fresh = chosen[folded..]
+            .iter()
+            .map(|&c| {
+                let dot: f32 = xi.iter().zip(&x[c * dim..(c + 1) * dim]).map(|(a, b)| a * b).sum();
+                f64::from((xn[i] + xn[c] - 2.0 * dot).max(0.0))
+            })
+            .fold(stale, f64::min);
+        if stale > 0.0 && rng.unit() * stale < fresh {
+            chosen.push(i);
+            progress.advance(1);
+        }
+    }
+    progress.finish();
+    chosen
+}
+
+/// Nearest centre of every point; returns how many assignments changed.
+fn assign(x: &[f32], dim: usize, cents: &[f32], k: usize, labels: &mut [u32]) -> usize {
+    let half_norms: Vec<f32> = cents
+        .chunks(dim)
+        .map(|c| 0.5 * c.iter().map(|v| v * v).sum::<f32>())
+        .collect();
+    labels
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .map_init(
+            || vec![0f32; BLOCK * k],
+            |s, (b, lab)| {
+                let i0 = b * BLOCK;
+                let s = &mut s[..lab.len() * k];
+                matmul_abt_single(&x[i0 * dim..(i0 + lab.len()) * dim], cents, lab.len(), k, dim, s);
+                let mut changed = 0;
+                for (l, line) in lab.iter_mut().zip(s.chunks_exact(k)) {
+                    let mut best = (f32::NEG_INFINITY, 0u32);
+                    for (c, (&dot, &h)) in line.iter().zip(&half_norms).enumerate() {
+                        let v = dot - h;
+                        if v > best.0 {
+                            best = (v, c as u32);
+                        }
+                    }
+                    changed += usize::from(*l != best.1);
+                    *l = best.1;
+                }
+                changed
+            },
+        )
+        .sum()
+}
+
+/// Moves each centre to the mean of its points (empty clusters keep theirs).
+fn update(x: &[f32], dim: usize, labels: &[u32], cents: &mut [f32]) {
+    let k = cents.len() / dim;
+    let mut sums = vec![0f64; k * dim];
+    let mut counts = vec![0usize; k];
+    for (row, &l) in x.chunks_exact(dim).zip(labels) {
+        counts[l as usize] += 1;
+        for (s, &v) in sums[l as usize * dim..(l as usize + 1) * dim].iter_mut().zip(row) {
+            *s += f64::from(v);
+        }
+    }
+    for ((c, s), &n) in cents.chunks_mut(dim).zip(sums.chunks(dim)).zip(&counts) {
+        if n > 0 {
+            for (cv, sv) in c.iter_mut().zip(s) {
+                *cv = (sv / n as f64) as f32;
+            }
+        }
+    }
+}
+
+/// Clusters the rows of `x` (`n × dim`, row-major); returns each row's cluster in `0..k`.
+pub fn kmeans(x: &[f32], dim: usize, opts: &KMeansOptions, progress: &dyn Progress) -> Vec<u32> {
+    let n = x.len().checked_div(dim).unwrap_or(0);
+    let k = opts.k.min(n);
+    if k <= 1 {
+        return vec![0; n];
+    }
+    let xn = sq_norms(x, dim);
+    let mut rng = SplitMix(opts.seed);
+    let mut cents = gather(x, dim, &seed_plus_plus(x, &xn, dim, k, &mut rng, progress));
+    let mut labels = vec![u32::MAX; n];
+    progress.start("k-means", opts.max_iter as u64);
+    for _ in 0..opts.max_iter.max(1) {
+        let changed = assign(x, dim, &cents, k, &mut labels);
+        progress.advance(1);
+        if changed == 0 {
+            break;
+        }
+        update(x, dim, &labels, &mut cents);
+    }
+    progress.finish();
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::nmi;
+    use crate::progress::NoProgress;
+
+    /// `c` tight blobs around far-apart centres: k-means must recover them exactly.
+    fn blobs(c: usize, per: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+        let mut rng = SplitMix(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for j in 0..c {
+            let centre: Vec<f32> = (0..dim).map(|_| (rng.unit() as f32 - 0.5) * 20.0).collect();
+            for _ in 0..per {
+                x.extend(centre.iter().map(|v| v + (rng.unit() as f32 - 0.5) * 0.1));
+                y.push(j as u32);
+            }
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn recovers_well_separated_blobs_and_is_deterministic() {
+        let (x, y) = blobs(12, 30, 8, 3);
+        let opts = KMeansOptions {
+            k: 12,
+            max_iter: 50,
+            seed: 1,
+        };
+        let a = kmeans(&x, 8, &opts, &NoProgress);
+        assert!((nmi(&y, &a) - 1.0).abs() < 1e-12, "nmi {}", nmi(&y, &a));
+        assert_eq!(a, kmeans(&x, 8, &opts, &NoProgress));
+    }
+
+    #[test]
+    fn duplicates_and_tiny_inputs() {
+        let x = vec![1.0f32; 5 * 2];
+        let a = kmeans(
+            &x,
+            2,
+            &KMeansOptions {
+                k: 3,
+                max_iter: 5,
+                seed: 0,
+            },
+            &NoProgress,
+        );
+        assert_eq!(a.len(), 5);
+        assert!(a.iter().all(|&l| l < 3));
+        assert_eq!(
+            kmeans(
+                &[],
+                2,
+                &KMeansOptions {
+                    k: 3,
+                    max_iter: 5,
+                    seed: 0
+                },
+                &NoProgress
+            ),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            kmeans(
+                &x,
+                2,
+                &KMeansOptions {
+                    k: 1,
+                    max_iter: 5,
+                    seed: 0
+                },
+                &NoProgress
+            ),
+            vec![0; 5]
+        );
+    }
+
+    #[test]
+    fn seeding_draws_are_proportional_to_squared_distance() {
+        // Points 0 and 1 coincide, 2 is at distance 1, 3 at distance 2 (squared: 0, 0, 1, 4).
+        // With point 0 as the first centre, the second must be 2 w.p. 1/5 and 3 w.p. 4/5.
+        let x = [0.0f32, 0.0, 1.0, 2.0];
+        let xn = sq_norms(&x, 1);
+        let (mut twos, mut trials) = (0, 0);
+        for seed in 0..4000 {
+            let mut rng = SplitMix(seed);
+            let c = seed_plus_plus(&x, &xn, 1, 2, &mut rng, &NoProgress);
+            if c[0] <= 1 {
+                trials += 1;
+                twos += usize::from(c[1] == 2);
+            }
+        }
+        let p = twos as f64 / trials as f64;
+        assert!((p - 0.2).abs() < 0.04, "P(second = point 2) = {p} over {trials}");
+    }
+}

@@ -1,0 +1,366 @@
+//! Exact k-nearest-neighbour search by inner product, streamed in blocks.
+//!
+//! On L2-normalised rows the inner product is the cosine similarity, and ranking by it is the same
+//! as ranking by Euclidean distance. Scores are computed block by block with the f32 GEMM
+//! ([`crate::linalg::matmul_abt_single`], one block product per rayon task) and fed straight into
+//! bounded per-row top-k buffers ([`crate::topk`]); no more than one `block × block` score tile per
+//! thread ever exists.
+//!
+//! - [`knn`]: queries against a separate reference set.
+//! - [`knn_self`]: a set against itself, each row's own index excluded. With
+//!   [`KnnOptions::symmetric`] (the default) only the tiles `(I, J)` with `J ≥ I` are computed and
+//!   each off-diagonal tile feeds both its rows and (transposed) its columns: half the products.
+//!
+//! Results follow the tie rule of [`crate::topk`]: higher score first, then lower reference
+//! index; they are deterministic whatever the block size or thread count. `k` is clipped to the
+//! number of candidates (the reference size, minus one for [`knn_self`]).
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::linalg::matmul_abt_single;
+use crate::progress::Progress;
+use crate::topk::{slack, Hit, TopKRows};
+
+/// Why a kNN search could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KnnError {
+    /// A buffer's length is not a multiple of the dimension, or the dimension is zero.
+    #[error("{what} has {len} values, which is not a whole number of rows of dimension {dim}")]
+    Shape {
+        /// Which set.
+        what: &'static str,
+        /// Its number of values.
+        len: usize,
+        /// The dimension.
+        dim: usize,
+    },
+    /// More reference rows than a `u32` index can name.
+    #[error("{rows} reference rows is more than the supported {max}")]
+    TooManyRows {
+        /// Rows given.
+        rows: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
+
+/// Tuning of the streamed search.
+#[derive(Debug, Clone, Copy)]
+pub struct KnnOptions {
+    /// Rows per block (queries and references alike); the score tile is `block × block` f32.
+    pub block: usize,
+    /// For [`knn_self`]: compute only the upper triangle of tiles (half the products).
+    pub symmetric: bool,
+}
+
+impl Default for KnnOptions {
+    fn default() -> Self {
+        KnnOptions {
+            block: 1024,
+            symmetric: true,
+        }
+    }
+}
+
+/// The k nearest references of every query, best first (8 bytes per neighbour).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    /// Number of queries.
+    pub rows: usize,
+    /// Neighbours per query (after clipping to the number of candidates).
+    pub k: usize,
+    /// `rows × k` rank keys ([`Hit::key`]), row-major.
+    keys: Vec<u64>,
+}
+
+impl Neighbours {
+    /// The neighbours of query `i`, best first.
+    pub fn row(&self, i: usize) -> impl ExactSizeIterator<Item = Hit> + '_ {
+        self.keys[i * self.k..(i + 1) * self.k]
+            .iter()
+            .map(|&key| Hit::from_key(key))
+    }
+
+    /// The reference index of the `j`-th neighbour of query `i`.
+    pub fn index(&self, i: usize, j: usize) -> usize {
+        self.keys[i * self.k + j] as u32 as usize
+    }
+}
+
+fn rows_of(what: &'static str, data: &[f32], dim: usize) -> Result<usize, KnnError> {
+    if dim == 0 || data.len() % dim != 0 {
+        return Err(KnnError::Shape {
+            what,
+            len: data.len(),
+            dim,
+        });
+    }
+    let rows = data.len() / dim;
+    if rows >= u32::MAX as usize {
+        return Err(KnnError::TooManyRows {
+            rows,
+            max: u32::MAX as usize - 1,
+        });
+    }
+    Ok(rows)
+}
+
+/// Work units of a search, for [`Progress`]: one per score computed.
+fn tile_units(a: usize, b: usize) -> u64 {
+    (a * b) as u64
+}
+
+/// The `k` highest-scoring rows of `refs` for each row of `queries` (both `· × dim`, row-major).
+pub fn knn(
+    queries: &[f32],
+    refs: &[f32],
+    dim: usize,
+    k: usize,
+    opts: &KnnOptions,
+    progress: &dyn Progress,
+) -> Result<Neighbours, KnnError> {
+    let nq = rows_of("the query set", queries, dim)?;
+    let nr = rows_of("the reference set", refs, dim)?;
+    Ok(streamed(queries, nq, refs, nr, dim, k.min(nr), false, opts, progress))
+}
+
+/// The `k` highest-scoring other rows of `emb` for each of its rows (its own index excluded).
+pub fn knn_self(
+    emb: &[f32],
+    dim: usize,
+    k: usize,
+    opts: &KnnOptions,
+    progress: &dyn Progress,
+) -> Result<Neighbours, KnnError> {
+    let n = rows_of("the embedding set", emb, dim)?;
+    let k = k.min(n.saturating_sub(1));
+    if opts.symmetric && k > 0 {
+        Ok(symmetric(emb, n, dim, k, opts, progress))
+    } else {
+        Ok(streamed(emb, n, emb, n, dim, k, true, opts, progress))
+    }
+}
+
+/// Query blocks in parallel, each streamed over all reference blocks.
+#[allow(clippy::too_many_arguments)]
+fn streamed(
+    q: &[f32],
+    nq: usize,
+    r: &[f32],
+    nr: usize,
+    dim: usize,
+    k: usize,
+    exclude_self: bool,
+    opts: &KnnOptions,
+    progress: &dyn Progress,
+) -> Neighbours {
+    let mut keys = vec![0u64; nq * k];
+    if k == 0 || nq == 0 {
+        return Neighbours { rows: nq, k, keys };
+    }
+    let b = opts.block.max(1);
+    let cap = k + slack(k, true);
+    progress.start("kNN", tile_units(nq, nr));
+    keys.par_chunks_mut(b * k).enumerate().for_each(|(bi, out)| {
+        let q0 = bi * b;
+        let bq = out.len() / k;
+        let qb = &q[q0 * dim..(q0 + bq) * dim];
+        let mut buf = vec![0u64; bq * cap];
+        let mut scores = vec![0f32; bq * b];
+        let mut top = TopKRows::new(k, cap, &mut buf);
+        for r0 in (0..nr).step_by(b) {
+            let br = b.min(nr - r0);
+            let s = &mut scores[..bq * br];
+            matmul_abt_single(qb, &r[r0 * dim..(r0 + br) * dim], bq, br, dim, s);
+            for (i, line) in s.chunks_exact(br).enumerate() {
+                let skip = if exclude_self {
+                    (q0 + i).checked_sub(r0).filter(|&j| j < br)
+                } else {
+                    None
+                };
+                top.offer_row(i, line, r0, skip);
+            }
+            progress.advance(tile_units(bq, br));
+        }
+        top.finish();
+        drop(top);
+        for (dst, src) in out.chunks_exact_mut(k).zip(buf.chunks_exact(cap)) {
+            dst.copy_from_slice(&src[..k]);
+        }
+    });
+    progress.finish();
+    Neighbours { rows: nq, k, keys }
+}
+
+/// A set against itself over the upper triangle of tiles; `1 ≤ k ≤ n - 1`.
+fn symmetric(e: &[f32], n: usize, dim: usize, k: usize, opts: &KnnOptions, progress: &dyn Progress) -> Neighbours {
+    let b = opts.block.max(1);
+    let cap = k + slack(k, false);
+    let nb = n.div_ceil(b);
+    let mut buf = vec![0u64; n * cap];
+    {
+        let states: Vec<Mutex<TopKRows>> = buf
+            .chunks_mut(b * cap)
+            .map(|c| Mutex::new(TopKRows::new(k, cap, c)))
+            .collect();
+        let pairs: Vec<(usize, usize)> = (0..nb).flat_map(|i| (i..nb).map(move |j| (i, j))).collect();
+        let total: u64 = pairs
+            .iter()
+            .map(|&(i, j)| tile_units(b.min(n - i * b), b.min(n - j * b)) * if i == j { 1 } else { 2 })
+            .sum();
+        progress.start("kNN", total);
+        pairs.par_iter().for_each_init(
+            || vec![0f32; b * b],
+            |scores, &(bi, bj)| {
+                let (i0, j0) = (bi * b, bj * b);
+                let (ni, nj) = (b.min(n - i0), b.min(n - j0));
+                let s = &mut scores[..ni * nj];
+                matmul_abt_single(
+                    &e[i0 * dim..(i0 + ni) * dim],
+                    &e[j0 * dim..(j0 + nj) * dim],
+                    ni,
+                    nj,
+                    dim,
+                    s,
+                );
+                {
+                    let mut top = states[bi].lock().expect("a kNN worker panicked");
+                    for (i, line) in s.chunks_exact(nj).enumerate() {
+                        top.offer_row(i, line, j0, (bi == bj).then_some(i));
+                    }
+                }
+                if bi != bj {
+                    states[bj].lock().expect("a kNN worker panicked").offer_columns(s, i0);
+                }
+                progress.advance(tile_units(ni, nj) * if bi == bj { 1 } else { 2 });
+            },
+        );
+        states
+            .into_par_iter()
+            .for_each(|m| m.into_inner().expect("a kNN worker panicked").finish());
+        progress.finish();
+    }
+    // Compact in place from stride `cap` to stride `k` (rows only move left), then release the rest.
+    for row in 1..n {
+        buf.copy_within(row * cap..row * cap + k, row * k);
+    }
+    buf.truncate(n * k);
+    buf.shrink_to_fit();
+    Neighbours { rows: n, k, keys: buf }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Values on a grid of quarters, so f32 products are exact (any summation order) and exact
+    /// ties are common: the brute force must agree bit for bit, tie rule included.
+    fn grid(rng: &mut ChaCha8Rng, rows: usize, dim: usize) -> Vec<f32> {
+        (0..rows * dim)
+            .map(|_| rng.random_range(-4i32..=4) as f32 / 4.0)
+            .collect()
+    }
+
+    fn brute(q: &[f32], r: &[f32], dim: usize, k: usize, exclude_self: bool) -> Neighbours {
+        let (nq, nr) = (q.len() / dim, r.len() / dim);
+        let k = k.min(nr - usize::from(exclude_self));
+        let mut keys = Vec::new();
+        for i in 0..nq {
+            let mut all: Vec<Hit> = (0..nr)
+                .filter(|&j| !(exclude_self && i == j))
+                .map(|j| {
+                    let s: f64 = (0..dim).map(|p| q[i * dim + p] as f64 * r[j * dim + p] as f64).sum();
+                    Hit {
+                        score: s as f32,
+                        index: j as u32,
+                    }
+                })
+                .collect();
+            all.sort_by(Hit::rank_cmp);
+            keys.extend(all[..k].iter().map(|h| h.key()));
+        }
+        Neighbours { rows: nq, k, keys }
+    }
+
+    #[test]
+    fn streamed_search_equals_brute_force_at_random_block_sizes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..12 {
+            let dim = rng.random_range(1..9);
+            let (nq, nr) = (rng.random_range(1..90), rng.random_range(1..120));
+            let k = rng.random_range(1..nr + 10); // sometimes k > nr: clipped
+            let q = grid(&mut rng, nq, dim);
+            let r = grid(&mut rng, nr, dim);
+            let opts = KnnOptions {
+                block: rng.random_range(1..40),
+                symmetric: false,
+            };
+            let got = knn(&q, &r, dim, k, &opts, &NoProgress).unwrap();
+            assert_eq!(got, brute(&q, &r, dim, k, false), "nq={nq} nr={nr} k={k} {opts:?}");
+        }
+    }
+
+    #[test]
+    fn self_search_excludes_self_in_both_schedules() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..12 {
+            let dim = rng.random_range(1..9);
+            let n = rng.random_range(2..150);
+            let k = rng.random_range(1..n + 5);
+            let e = grid(&mut rng, n, dim);
+            let want = brute(&e, &e, dim, k, true);
+            for symmetric in [false, true] {
+                let opts = KnnOptions {
+                    block: rng.random_range(1..50),
+                    symmetric,
+                };
+                let got = knn_self(&e, dim, k, &opts, &NoProgress).unwrap();
+                assert_eq!(got, want, "n={n} k={k} {opts:?}");
+                assert!((0..n).all(|i| got.row(i).all(|h| h.index as usize != i)));
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_rows_rank_by_index() {
+        // Every row identical: all scores tie, so neighbours are the lowest other indices.
+        let e = vec![0.5f32; 10 * 3];
+        let got = knn_self(
+            &e,
+            3,
+            4,
+            &KnnOptions {
+                block: 3,
+                symmetric: true,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        for i in 0..10 {
+            let want: Vec<u32> = (0..10u32).filter(|&j| j as usize != i).take(4).collect();
+            assert_eq!(got.row(i).map(|h| h.index).collect::<Vec<_>>(), want);
+        }
+    }
+
+    #[test]
+    fn degenerate_sizes_and_bad_shapes() {
+        let one = [1.0f32, 0.0];
+        let got = knn_self(&one, 2, 5, &KnnOptions::default(), &NoProgress).unwrap();
+        assert_eq!((got.rows, got.k, got.keys.len()), (1, 0, 0));
+        let got = knn(&[], &one, 2, 3, &KnnOptions::default(), &NoProgress).unwrap();
+        assert_eq!((got.rows, got.k), (0, 1));
+        assert!(matches!(
+            knn(&one, &one, 0, 1, &KnnOptions::default(), &NoProgress),
+            Err(KnnError::Shape { .. })
+        ));
+        assert!(matches!(
+            knn(&one, &[1.0; 3], 2, 1, &KnnOptions::default(), &NoProgress),
+            Err(KnnError::Shape { .. })
+        ));
+    }
+}

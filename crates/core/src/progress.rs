@@ -1,0 +1,24 @@
+//! Progress reporting for long computations (kNN, k-means), without tying the core to a terminal.
+//!
+//! The core only counts work units; the command line turns them into a progress bar.
+
+/// Observer of a long computation: [`Progress::start`] once per stage, then
+/// [`Progress::advance`] as work units complete (from any thread), then [`Progress::finish`].
+pub trait Progress: Sync {
+    /// A stage named `stage` with `total` work units begins.
+    fn start(&self, stage: &str, total: u64);
+    /// `units` more work units of the current stage are done.
+    fn advance(&self, units: u64);
+    /// The current stage is done.
+    fn finish(&self);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _stage: &str, _total: u64) {}
+    fn advance(&self, _units: u64) {}
+    fn finish(&self) {}
+}

@@ -1,0 +1,8 @@
+//! Images for the networks: decoding ([`decode`]) and the papers' train/test transforms into
+//! ImageNet-normalised CHW `f32` tensors ([`transform`]).
+
+pub mod decode;
+pub mod transform;
+
+pub use decode::{decode_file, ImageError, RgbImage};
+pub use transform::{CropBox, Pipeline, SampleRng, Transform, IMAGENET_MEAN, IMAGENET_STD};

@@ -1,0 +1,294 @@
+//! The papers' image transforms, as torchvision defines them, written into normalised CHW floats.
+//!
+//! - Train: `RandomResizedCrop(size, scale, ratio)` (torchvision's sampling: 10 tries of a random
+//!   area and log-uniform aspect, then a centred fallback) + `RandomHorizontalFlip(0.5)`.
+//! - Test: `Resize(resize)` of the shorter side + `CenterCrop(crop)` (Python's round-half-even
+//!   offsets, as torchvision).
+//!
+//! Both are one resampling step: the crop box (in source pixels, fractional for the test
+//! transform; cut out first for the train one, as torchvision crops before resizing) is resized straight to the output with `fast_image_resize`'s antialiased bilinear
+//! convolution (PIL's filter), then mapped through per-channel lookup tables of
+//! `(x / 255 − mean) / std` (ImageNet mean/std) into `3 × size × size` floats, the flip applied while
+//! writing. Randomness comes from a [`SampleRng`] seeded per sample, so a sample's augmentation
+//! does not depend on which thread made it.
+
+use fast_image_resize::images::{CroppedImage, Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use super::RgbImage;
+
+/// ImageNet channel means (RGB).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A small deterministic random generator (SplitMix64) for per-sample augmentation.
+#[derive(Debug, Clone)]
+pub struct SampleRng(u64);
+
+impl SampleRng {
+    /// A generator for one sample, from the run's seed, the epoch and the sample's position.
+    pub fn for_sample(seed: u64, epoch: u64, batch: u64, slot: u64) -> Self {
+        let mut r = SampleRng(seed);
+        for v in [epoch, batch, slot] {
+            r.0 = r.next_u64() ^ v;
+        }
+        SampleRng(r.next_u64())
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform integer in `[0, n)` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// A rectangle of the source image, in (possibly fractional) pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropBox {
+    /// Left edge.
+    pub left: f64,
+    /// Top edge.
+    pub top: f64,
+    /// Width.
+    pub width: f64,
+    /// Height.
+    pub height: f64,
+    /// Cut the box out before resizing, so its edges are clamped (torchvision's `resized_crop`);
+    /// otherwise pixels beyond the box feed the filter, as when resizing the whole image and then
+    /// cropping (`Resize` + `CenterCrop`). Needs whole-pixel edges.
+    pub crop_first: bool,
+}
+
+/// Which transform to apply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// Random-resized-crop to `size` (area fraction in `scale`, aspect in `ratio`), optional flip.
+    Train {
+        /// Output side.
+        size: u32,
+        /// Range of the crop's area as a fraction of the image's.
+        scale: (f64, f64),
+        /// Range of the crop's aspect ratio (width / height).
+        ratio: (f64, f64),
+        /// Whether to flip horizontally with probability ½.
+        flip: bool,
+    },
+    /// Resize the shorter side to `resize`, then take the centre `crop × crop`.
+    Test {
+        /// Shorter side after resizing.
+        resize: u32,
+        /// Output side.
+        crop: u32,
+    },
+}
+
+impl Transform {
+    /// The FastAP paper's training transform: crop 224, scale 0.16–1, ratio 3/4–4/3, flip.
+    pub fn paper_train() -> Self {
+        Transform::Train {
+            size: 224,
+            scale: (0.16, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            flip: true,
+        }
+    }
+
+    /// The papers' test transform: resize 256, centre crop 224.
+    pub fn paper_test() -> Self {
+        Transform::Test {
+            resize: 256,
+            crop: 224,
+        }
+    }
+
+    /// The output side length.
+    pub fn size(&self) -> u32 {
+        match *self {
+            Transform::Train { size, .. } => size,
+            Transform::Test { crop, .. } => crop,
+        }
+    }
+
+    /// Floats per output image (`3 × size × size`).
+    pub fn numel(&self) -> usize {
+        3 * (self.size() as usize).pow(2)
+    }
+
+    /// The source rectangle and flip for an image of `width × height`.
+    pub fn plan(&self, width: u32, height: u32, rng: &mut SampleRng) -> (CropBox, bool) {
+        match *self {
+            Transform::Train { scale, ratio, flip, .. } => {
+                let b = random_resized_crop_box(width, height, scale, ratio, rng);
+                (b, flip && rng.uniform(0.0, 1.0) < 0.5)
+            }
+            Transform::Test { resize, crop } => (center_crop_box(width, height, resize, crop), false),
+        }
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: the crop box in whole pixels.
+pub fn random_resized_crop_box(
+    width: u32,
+    height: u32,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut SampleRng,
+) -> CropBox {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let area = w * h;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(scale.0, scale.1);
+        let aspect = rng.uniform(log_lo, log_hi).exp();
+        let cw = (target * aspect).sqrt().round();
+        let ch = (target / aspect).sqrt().round();
+        if cw > 0.0 && cw <= w && ch > 0.0 && ch <= h {
+            let top = rng.below((h - ch) as u64 + 1) as f64;
+            let left = rng.below((w - cw) as u64 + 1) as f64;
+            return CropBox {
+                left,
+                top,
+                width: cw,
+                height: ch,
+                crop_first: true,
+            };
+        }
+    }
+    let in_ratio = w / h;
+    let (cw, ch) = if in_ratio < ratio.0 {
+        (w, (w / ratio.0).round())
+    } else if in_ratio > ratio.1 {
+        ((h * ratio.1).round(), h)
+    } else {
+        (w, h)
+    };
+    CropBox {
+        left: ((w - cw) / 2.0).floor(),
+        top: ((h - ch) / 2.0).floor(),
+        width: cw,
+        height: ch,
+        crop_first: true,
+    }
+}
+
+/// torchvision's `Resize(resize)` + `CenterCrop(crop)`, as one box of the source image.
+pub fn center_crop_box(width: u32, height: u32, resize: u32, crop: u32) -> CropBox {
+    let (w, h) = (u64::from(width), u64::from(height));
+    let r = u64::from(resize);
+    // torchvision: the shorter side becomes `resize`, the longer int(resize * long / short).
+    let (rw, rh) = if w <= h { (r, r * h / w) } else { (r * w / h, r) };
+    let c = f64::from(crop);
+    let offset = |len: u64| ((len as f64 - c) / 2.0).round_ties_even();
+    let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
+    CropBox {
+        left: offset(rw) * sx,
+        top: offset(rh) * sy,
+        width: c * sx,
+        height: c * sy,
+        crop_first: false,
+    }
+}
+
+/// One worker's reusable state: the resizer, a pixel buffer and the normalisation tables.
+pub struct Pipeline {
+    resizer: Resizer,
+    dst: Vec<u8>,
+    table: [[f32; 256]; 3],
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline normalising with the ImageNet mean and std.
+    pub fn new() -> Self {
+        let mut table = [[0.0f32; 256]; 3];
+        for (c, t) in table.iter_mut().enumerate() {
+            for (v, x) in t.iter_mut().enumerate() {
+                *x = (v as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            }
+        }
+        Pipeline {
+            resizer: Resizer::new(),
+            dst: Vec::new(),
+            table,
+        }
+    }
+
+    /// Applies `transform` to `img`, writing `3 × size × size` floats (CHW) into `out`.
+    pub fn apply(
+        &mut self,
+        img: &RgbImage,
+        transform: &Transform,
+        rng: &mut SampleRng,
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        let (crop, flip) = transform.plan(img.width, img.height, rng);
+        self.crop_resize(img, crop, flip, transform.size(), out)
+    }
+
+    /// Resizes the `crop` of `img` to `size × size`, flips it if asked, and normalises it into `out`.
+    pub fn crop_resize(
+        &mut self,
+        img: &RgbImage,
+        crop: CropBox,
+        flip: bool,
+        size: u32,
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        let plane = (size as usize).pow(2);
+        if out.len() != 3 * plane {
+            return Err(format!("output buffer of {} floats, need {}", out.len(), 3 * plane));
+        }
+        let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3).map_err(|e| e.to_string())?;
+        self.dst.resize(3 * plane, 0);
+        let mut dst = Image::from_slice_u8(size, size, &mut self.dst, PixelType::U8x3).map_err(|e| e.to_string())?;
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        if crop.crop_first {
+            let whole = |v: f64| (v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX)).then_some(v as u32);
+            let (l, t, w, h) = match (whole(crop.left), whole(crop.top), whole(crop.width), whole(crop.height)) {
+                (Some(l), Some(t), Some(w), Some(h)) => (l, t, w, h),
+                _ => return Err(format!("crop box {crop:?} is not in whole pixels")),
+            };
+            let part = CroppedImage::new(&src, l, t, w, h).map_err(|e| format!("crop box {crop:?}: {e}"))?;
+            self.resizer.resize(&part, &mut dst, &options)
+        } else {
+            let options = options.crop(crop.left, crop.top, crop.width, crop.height);
+            self.resizer.resize(&src, &mut dst, &options)
+        }
+        .map_err(|e| e.to_string())?;
+        let px = &self.dst[..];
+        let side = size as usize;
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for y in 0..side {
+            let row = &px[y * side * 3..(y + 1) * side * 3];
+            for x in 0..side {
+                let sx = if flip { side - 1 - x } else { x };
+                let p = &row[sx * 3..sx * 3 + 3];
+                let o = y * side + x;
+                r[o] = self.table[0][usize::from(p[0])];
+                g[o] = self.table[1][usize::from(p[1])];
+                b[o] = self.table[2][usize::from(p[2])];
+            }
+        }
+        Ok(())
+    }
+}

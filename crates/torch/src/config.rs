@@ -1,0 +1,443 @@
+//! The typed training configuration: one TOML file (`embedrank train --config FILE`), every field
+//! also a command-line flag. [`TrainConfig::default`] is the demo run (small CNN, FastAP 10 bins,
+//! batches of 8 classes × 32 images, Adam 1e-3, 2 epochs on Fashion-MNIST).
+//!
+//! ```toml
+//! [data]
+//! dataset = "fashion-mnist"
+//! path = "/usr/share/datasets/fashion-mnist"
+//! [model]
+//! arch = "small-cnn"
+//! dim = 64
+//! [loss]
+//! kind = "fastap"
+//! bins = 10
+//! [sampler]
+//! kind = "m-per-class"
+//! m = 32
+//! [optim]
+//! kind = "adam"
+//! lr = 1e-3
+//! [schedule]
+//! kind = "constant"
+//! [train]
+//! epochs = 2
+//! batch_size = 256
+//! out_dir = "runs/fashion-mnist"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// The whole configuration of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Where the images come from.
+    pub data: DataConfig,
+    /// The network.
+    pub model: ModelConfig,
+    /// The ranking loss.
+    pub loss: LossConfig,
+    /// How batches are drawn.
+    pub sampler: SamplerConfig,
+    /// The optimiser.
+    pub optim: OptimConfig,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Epochs, batch size, seed, threads, evaluation and output.
+    pub train: LoopConfig,
+}
+
+/// The datasets `embedrank train` can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// Fashion-MNIST: 60k train / 10k test 28×28 grey images, 10 classes (IDX files).
+    #[default]
+    FashionMnist,
+}
+
+/// `[data]`: the dataset and where its files are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Which dataset.
+    pub dataset: DatasetKind,
+    /// The directory holding the dataset's files.
+    pub path: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::FashionMnist,
+            path: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        }
+    }
+}
+
+/// Network architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// 3 conv-BN-ReLU-max-pool blocks (32/64/128 channels), global average pool.
+    #[default]
+    SmallCnn,
+}
+
+/// `[model]`: backbone and embedding size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The backbone.
+    pub arch: Arch,
+    /// Embedding dimension (the linear head's output, then L2-normalised).
+    pub dim: usize,
+    /// Store images and conv weights channels-last (NHWC): faster CPU convolutions, same results
+    /// up to floating-point summation order.
+    pub channels_last: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::SmallCnn,
+            dim: 64,
+            channels_last: true,
+        }
+    }
+}
+
+/// The ranking losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// FastAP (Cakir et al., CVPR 2019).
+    #[default]
+    Fastap,
+    /// FAPPY (Zhong et al., ICONIP 2017).
+    Fappy,
+}
+
+/// FAPPY's level weighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighting {
+    /// ½ at the finest level, halving for each coarser one (the paper's intent).
+    #[default]
+    Halving,
+    /// Bug-compatible with the official Caffe layer.
+    Reference,
+}
+
+/// `[loss]`: which loss and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// The loss.
+    pub kind: LossKind,
+    /// FastAP: number of distance bins.
+    pub bins: usize,
+    /// FAPPY: finest histogram resolution, in (0, 2].
+    pub delta: f32,
+    /// FAPPY: level weighting.
+    pub weighting: Weighting,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            kind: LossKind::Fastap,
+            bins: 10,
+            delta: 1e-4,
+            weighting: Weighting::Halving,
+        }
+    }
+}
+
+/// The batch samplers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerKind {
+    /// Exactly `m` images from each of `batch_size / m` classes.
+    #[default]
+    MPerClass,
+    /// FAPPY's batches: classes in shuffled order, at most `m` images per class.
+    LabelShuffle,
+}
+
+/// `[sampler]`: batch composition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    /// The sampler.
+    pub kind: SamplerKind,
+    /// Images per class in a batch (m-per-class), or the most per class (label-shuffle).
+    pub m: usize,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            kind: SamplerKind::MPerClass,
+            m: 32,
+        }
+    }
+}
+
+/// The optimisers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimKind {
+    /// Adam with L2 weight decay added to the gradient (PyTorch `Adam`).
+    #[default]
+    Adam,
+    /// Adam with decoupled weight decay (PyTorch `AdamW`).
+    Adamw,
+    /// SGD with (heavy-ball) momentum and L2 weight decay (PyTorch `SGD`).
+    Sgd,
+}
+
+/// `[optim]`: optimiser and learning rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// The optimiser.
+    pub kind: OptimKind,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Learning-rate multiplier for the new embedding head (the papers use ×10 on a pretrained backbone).
+    pub head_lr_mult: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Adam β₁.
+    pub beta1: f64,
+    /// Adam β₂.
+    pub beta2: f64,
+    /// Adam ε.
+    pub eps: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            kind: OptimKind::Adam,
+            lr: 1e-3,
+            head_lr_mult: 1.0,
+            weight_decay: 0.0,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// The base learning rate throughout.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `step_epochs` epochs.
+    Step,
+    /// Cosine annealing from the base rate to `min_lr` over the run, per step.
+    Cosine,
+}
+
+/// `[schedule]`: how the learning rate changes over the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// The schedule.
+    pub kind: ScheduleKind,
+    /// Step schedule: epochs between decays.
+    pub step_epochs: usize,
+    /// Step schedule: decay factor.
+    pub gamma: f64,
+    /// Cosine schedule: final learning rate.
+    pub min_lr: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Constant,
+            step_epochs: 10,
+            gamma: 0.1,
+            min_lr: 0.0,
+        }
+    }
+}
+
+/// `[train]`: the loop itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Seed of the weight initialisation and of the sampler.
+    pub seed: u64,
+    /// Intra-op threads of libtorch and of the evaluator (0 = all cores).
+    pub threads: usize,
+    /// Evaluate on the test split every N epochs (0 = only after the last epoch).
+    pub eval_every: usize,
+    /// Images per forward pass when embedding the test split.
+    pub eval_batch_size: usize,
+    /// Where the run writes its config, checkpoints, metrics, results and plots.
+    pub out_dir: PathBuf,
+    /// `cpu`, or `cuda` / `cuda:N` when libtorch sees a GPU.
+    pub device: String,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 2,
+            batch_size: 256,
+            seed: 42,
+            threads: 0,
+            eval_every: 1,
+            eval_batch_size: 1000,
+            out_dir: PathBuf::from("runs/fashion-mnist"),
+            device: "cpu".to_string(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parses a TOML config; missing fields take their defaults, unknown ones are refused.
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The config as TOML text (what `--print-config` shows and the run directory keeps).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// Checks the values that no sampler or loss would catch later with a clear message.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |msg: String| Err(TrainError::Config(msg));
+        if self.model.dim == 0 {
+            return bad("model.dim must be at least 1".into());
+        }
+        if self.train.epochs == 0 {
+            return bad("train.epochs must be at least 1".into());
+        }
+        if self.train.batch_size < 2 {
+            return bad(format!(
+                "train.batch_size must be at least 2, got {}",
+                self.train.batch_size
+            ));
+        }
+        if self.train.eval_batch_size == 0 {
+            return bad("train.eval_batch_size must be at least 1".into());
+        }
+        if !(self.optim.lr.is_finite() && self.optim.lr > 0.0) {
+            return bad(format!("optim.lr must be a positive number, got {}", self.optim.lr));
+        }
+        if !(self.optim.head_lr_mult.is_finite() && self.optim.head_lr_mult > 0.0) {
+            return bad(format!(
+                "optim.head_lr_mult must be positive, got {}",
+                self.optim.head_lr_mult
+            ));
+        }
+        if !(self.optim.weight_decay.is_finite() && self.optim.weight_decay >= 0.0) {
+            return bad(format!(
+                "optim.weight_decay must be ≥ 0, got {}",
+                self.optim.weight_decay
+            ));
+        }
+        if !(0.0..1.0).contains(&self.optim.beta1) || !(0.0..1.0).contains(&self.optim.beta2) {
+            return bad("optim.beta1 and optim.beta2 must be in [0, 1)".into());
+        }
+        if !(0.0..1.0).contains(&self.optim.momentum) {
+            return bad(format!("optim.momentum must be in [0, 1), got {}", self.optim.momentum));
+        }
+        if self.schedule.kind == ScheduleKind::Step && self.schedule.step_epochs == 0 {
+            return bad("schedule.step_epochs must be at least 1".into());
+        }
+        if self.loss.kind == LossKind::Fastap && self.loss.bins == 0 {
+            return bad("loss.bins must be at least 1".into());
+        }
+        if self.loss.kind == LossKind::Fappy && !(self.loss.delta > 0.0 && self.loss.delta <= 2.0) {
+            return bad(format!("loss.delta must be in (0, 2], got {}", self.loss.delta));
+        }
+        Ok(())
+    }
+
+    /// Fields that may differ between a run and its resumption: everything else must match.
+    pub fn check_resumable_with(&self, saved: &TrainConfig) -> Result<(), TrainError> {
+        let mut a = self.clone();
+        a.train.epochs = saved.train.epochs;
+        a.train.threads = saved.train.threads;
+        a.train.eval_every = saved.train.eval_every;
+        a.train.eval_batch_size = saved.train.eval_batch_size;
+        a.train.out_dir = saved.train.out_dir.clone();
+        a.data.path = saved.data.path.clone();
+        if a != *saved {
+            return Err(TrainError::Config(format!(
+                "--resume continues the saved run with its own settings; only epochs, threads, eval_every, \
+                 eval_batch_size and the data path may change.\nsaved:\n{}\nasked:\n{}",
+                saved.to_toml(),
+                a.to_toml()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_partial_files() {
+        let cfg = TrainConfig::default();
+        assert_eq!(TrainConfig::from_toml(&cfg.to_toml()).unwrap(), cfg);
+        let partial = TrainConfig::from_toml("[loss]\nkind = \"fappy\"\n[train]\nepochs = 5\n").unwrap();
+        assert_eq!(partial.loss.kind, LossKind::Fappy);
+        assert_eq!(partial.train.epochs, 5);
+        assert_eq!(partial.train.batch_size, 256);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = TrainConfig::from_toml("[train]\nepoch = 5\n").unwrap_err().to_string();
+        assert!(err.contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut cfg = TrainConfig::default();
+        cfg.optim.lr = -1.0;
+        assert!(cfg.validate().unwrap_err().to_string().contains("optim.lr"));
+    }
+
+    #[test]
+    fn resume_allows_only_loop_settings_to_change() {
+        let saved = TrainConfig::default();
+        let mut more = saved.clone();
+        more.train.epochs = 10;
+        more.train.threads = 1;
+        more.check_resumable_with(&saved).unwrap();
+        more.optim.lr = 0.5;
+        assert!(more.check_resumable_with(&saved).is_err());
+    }
+}
