@@ -12,7 +12,7 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train clean
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data clean
 
 all: build
 
@@ -54,7 +54,7 @@ demo: venv release
 	$(RELEASE_BIN) train --data "$$data" --out runs/demo --overwrite
 
 ## Benchmarks: embedrank side by side with the PyTorch / PML / faiss equivalent, in one run.
-bench: bench-loss bench-eval bench-train
+bench: bench-loss bench-eval bench-train bench-data
 
 bench-loss: venv
 	$(PY) bench/bench_loss.py
@@ -67,6 +67,10 @@ bench-eval: venv release
 ## The demo training run in PyTorch + PML and in embedrank, side by side (img/s, R@1, MAP@R).
 bench-train: venv release
 	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data"
+
+## Decoded+augmented images/s: embedrank's loader vs PyTorch DataLoader + torchvision, same JPEGs and workers.
+bench-data: venv
+	$(PY) bench/bench_data.py
 
 clean:
 	$(CARGO) clean

@@ -2,65 +2,12 @@
 //! bad input gives a clear error naming the file and the problem, exit code 2, and no panic.
 //! (The metric values themselves are checked against PML in tests/oracle/test_eval_pml.py.)
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use embedrank_data::npy;
-
-fn embedrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_embedrank"))
-        .args(args)
-        .output()
-        .expect("run embedrank")
-}
-
-struct Case {
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn matrix(&self, name: &str, data: &[f32], rows: usize, cols: usize) -> PathBuf {
-        let p = self.path(name);
-        npy::write_matrix(&p, data, rows, cols).unwrap();
-        p
-    }
-
-    fn labels(&self, name: &str, labels: &[i64]) -> PathBuf {
-        let p = self.path(name);
-        npy::write_labels(&p, labels).unwrap();
-        p
-    }
-
-    /// A hand-made .npy file (format 1.0) with any dtype descriptor and shape.
-    fn raw_npy(&self, name: &str, descr: &str, shape: &str, payload: &[u8]) -> PathBuf {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.extend_from_slice(payload);
-        let p = self.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{assert_fails, embedrank, s, Case};
 
 /// Six 2-D points, three per class, at distinct angles (no ties).
 fn good(case: &Case) -> (PathBuf, PathBuf) {
@@ -73,15 +20,6 @@ fn good(case: &Case) -> (PathBuf, PathBuf) {
         case.matrix("q.npy", &data, 6, 2),
         case.labels("ql.npy", &[0, 1, 0, 1, 0, 1]),
     )
-}
-
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in: {err}");
-    }
 }
 
 fn eval(q: &Path, ql: &Path, extra: &[&str]) -> Output {

@@ -1,55 +1,13 @@
 //! `embedrank loss` end to end: good input gives JSON and a gradient file; every kind of bad
 //! input gives a clear error naming the problem, exit code 2, and no panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{assert_fails, embedrank, s, Case};
 use embedrank_data::npy;
-
-fn embedrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_embedrank"))
-        .args(args)
-        .output()
-        .expect("run embedrank")
-}
-
-struct Case {
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn matrix(&self, name: &str, data: &[f32], rows: usize, cols: usize) -> PathBuf {
-        let p = self.path(name);
-        npy::write_matrix(&p, data, rows, cols).unwrap();
-        p
-    }
-
-    fn labels(&self, name: &str, labels: &[i64]) -> PathBuf {
-        let p = self.path(name);
-        npy::write_labels(&p, labels).unwrap();
-        p
-    }
-
-    fn bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Four unit vectors at 0°, 30°, 60°, 90° in interleaved classes: every loss has work to do.
 fn good(case: &Case) -> (PathBuf, PathBuf) {
@@ -63,15 +21,6 @@ fn good(case: &Case) -> (PathBuf, PathBuf) {
 /// `embedrank loss --loss fastap` on the given files.
 fn fastap(e: &Path, l: &Path) -> Output {
     embedrank(&["loss", "--loss", "fastap", "--embeddings", s(e), "--labels", s(l)])
-}
-
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in: {err}");
-    }
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! transform, WORKERS threads each, one warm-up epoch then EPOCHS timed ones, and prints one JSON
 //! line per transform with the decoded+transformed images per second.
 
+// A benchmark harness reports on stdout (the library itself never prints).
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,8 +19,11 @@ fn main() {
     let [dir, workers, batch, epochs] = args.as_slice() else {
         panic!("usage: data DIR WORKERS BATCH EPOCHS");
     };
-    let (workers, batch, epochs): (usize, usize, u64) =
-        (workers.parse().unwrap(), batch.parse().unwrap(), epochs.parse().unwrap());
+    let (workers, batch, epochs): (usize, usize, u64) = (
+        workers.parse().unwrap(),
+        batch.parse().unwrap(),
+        epochs.parse().unwrap(),
+    );
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("image folder")
         .map(|e| e.unwrap().path())
@@ -25,7 +31,11 @@ fn main() {
         .collect();
     paths.sort();
     let n = paths.len();
-    let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect();
+    let batches: Vec<Vec<usize>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(batch)
+        .map(<[usize]>::to_vec)
+        .collect();
     for (name, transform) in [("train", Transform::paper_train()), ("test", Transform::paper_test())] {
         let mut config = LoaderConfig::new(workers, transform);
         config.strict = true;

@@ -9,9 +9,9 @@
 //! - [`weights`]: reading `.safetensors` and `.pth` weight files without executing code.
 
 pub mod dataset;
-pub mod weights;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod image;
 pub mod loader;
 pub mod npy;
+pub mod weights;

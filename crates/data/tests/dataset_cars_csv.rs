@@ -33,7 +33,10 @@ fn cars_rows() -> Vec<(String, i64, i64)> {
 
 fn savemat(path: &Path, rows: &[(String, i64, i64)], compress: bool, var: &str) {
     let json = serde_rows(rows);
-    run_python(SAVEMAT, &[path.to_str().unwrap(), &json, if compress { "1" } else { "0" }, var]);
+    run_python(
+        SAVEMAT,
+        &[path.to_str().unwrap(), &json, if compress { "1" } else { "0" }, var],
+    );
 }
 
 fn serde_rows(rows: &[(String, i64, i64)]) -> String {
@@ -57,7 +60,13 @@ fn cars_replica_reads_scipy_mat_files_compressed_or_not() {
         let ds = Dataset::open(DatasetKind::Cars, dir.path()).unwrap();
         let rows = cars_rows();
         for (name, train) in [("train", true), ("test", false)] {
-            let got: Vec<_> = ds.split(name).unwrap().images.iter().map(|r| (r.path.clone(), r.label)).collect();
+            let got: Vec<_> = ds
+                .split(name)
+                .unwrap()
+                .images
+                .iter()
+                .map(|r| (r.path.clone(), r.label))
+                .collect();
             let want: Vec<_> = rows
                 .iter()
                 .filter(|r| (r.1 <= 98) == train)
@@ -93,7 +102,10 @@ fn cars_bad_files_are_errors_naming_the_file() {
     for cut in [10, 130, good.len() / 2, good.len() - 3] {
         fs::write(&mat_path, &good[..cut]).unwrap();
         let msg = open();
-        assert!(msg.contains("cars_annos.mat: not a readable MAT v5 file"), "cut {cut}: {msg}");
+        assert!(
+            msg.contains("cars_annos.mat: not a readable MAT v5 file"),
+            "cut {cut}: {msg}"
+        );
     }
     let mut hdf5 = good.clone();
     hdf5[126..128].copy_from_slice(b"\0\0");
@@ -120,8 +132,17 @@ fn cars_bad_files_are_errors_naming_the_file() {
 
 const CSV_HEADER: &str = "label,path,split,is_query,is_gallery,category,x_1";
 
-/// (label, path, split, is_query, is_gallery, category) rows of a miniature OML dataset.
-fn csv_rows() -> Vec<(i64, &'static str, &'static str, &'static str, &'static str, &'static str)> {
+/// A row of the miniature OML dataset: (label, path, split, is_query, is_gallery, category).
+type CsvRow = (
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+fn csv_rows() -> Vec<CsvRow> {
     vec![
         (0, "images/shoes/a.jpg", "train", "", "", "shoes"),
         (0, "images/shoes/b.png", "train", "", "", "shoes"),
@@ -151,7 +172,7 @@ fn oml_csv_replica_reads_train_validation_query_gallery() {
         assert_eq!(ds.split_names(), ["train", "validation", "query", "gallery"]);
         assert_eq!(ds.super_names, ["bags", "hats", "shoes"]);
         let rows = csv_rows();
-        let pick = |f: &dyn Fn(&(i64, &str, &str, &str, &str, &str)) -> bool| -> Vec<_> {
+        let pick = |f: &dyn Fn(&CsvRow) -> bool| -> Vec<_> {
             rows.iter()
                 .filter(|r| f(r))
                 .map(|r| {
@@ -168,11 +189,20 @@ fn oml_csv_replica_reads_train_validation_query_gallery() {
             ("gallery", pick(&|r| r.2 == "validation" && truthy(r.4))),
         ];
         for (name, want) in want {
-            let got: Vec<_> = ds.split(name).unwrap().images.iter().map(|r| (r.path.clone(), r.label, r.super_label)).collect();
+            let got: Vec<_> = ds
+                .split(name)
+                .unwrap()
+                .images
+                .iter()
+                .map(|r| (r.path.clone(), r.label, r.super_label))
+                .collect();
             assert_eq!(got, want, "{name}");
         }
         let p = ds.protocol(None).unwrap();
-        assert_eq!((p.query.as_str(), p.reference.as_str(), p.exclude_self), ("query", "gallery", true));
+        assert_eq!(
+            (p.query.as_str(), p.reference.as_str(), p.exclude_self),
+            ("query", "gallery", true)
+        );
     }
 }
 
@@ -185,12 +215,36 @@ fn oml_csv_bad_lines_name_file_and_line() {
     let cases = [
         (1, "label,path,split,is_query", "missing column `is_gallery`"),
         (3, "0,images/shoes/b.png,test,,,shoes,1", "unknown split `test`"),
-        (5, "2,images/bags/d,1.jpg,validation,True,True,bags,3", "8 fields, the header has 7"),
-        (6, "2,images/bags/e.png,validation,yes,False,bags,4", "is_query `yes` is not a boolean"),
-        (6, "two,images/bags/e.png,validation,True,False,bags,4", "label `two` is not an integer"),
-        (6, "2,images/shoes/a.jpg,validation,True,False,bags,4", "duplicate path `images/shoes/a.jpg` (first on line 2)"),
-        (6, "2,/etc/hosts,validation,True,False,bags,4", "not a relative path inside"),
-        (6, "2,\"images/bags/e.png,validation,True,False,bags,4", "unterminated quoted field"),
+        (
+            5,
+            "2,images/bags/d,1.jpg,validation,True,True,bags,3",
+            "8 fields, the header has 7",
+        ),
+        (
+            6,
+            "2,images/bags/e.png,validation,yes,False,bags,4",
+            "is_query `yes` is not a boolean",
+        ),
+        (
+            6,
+            "two,images/bags/e.png,validation,True,False,bags,4",
+            "label `two` is not an integer",
+        ),
+        (
+            6,
+            "2,images/shoes/a.jpg,validation,True,False,bags,4",
+            "duplicate path `images/shoes/a.jpg` (first on line 2)",
+        ),
+        (
+            6,
+            "2,/etc/hosts,validation,True,False,bags,4",
+            "not a relative path inside",
+        ),
+        (
+            6,
+            "2,\"images/bags/e.png,validation,True,False,bags,4",
+            "unterminated quoted field",
+        ),
     ];
     for (line, new, needle) in cases {
         let mut lines: Vec<&str> = good.lines().collect();

@@ -10,15 +10,28 @@ use std::path::{Path, PathBuf};
 use common::{assert_line_error, image, text};
 use embedrank_data::dataset::{Dataset, DatasetError, DatasetKind};
 
-/// (image_id, class_id, super_class_id, path) rows of a miniature SOP.
-fn sop_rows() -> (Vec<(i64, i64, i64, String)>, Vec<(i64, i64, i64, String)>) {
+/// A row of a miniature SOP list: (image_id, class_id, super_class_id, path).
+type SopRow = (i64, i64, i64, String);
+
+/// The train and test rows of a miniature SOP.
+fn sop_rows() -> (Vec<SopRow>, Vec<SopRow>) {
     let mut train = Vec::new();
     let mut test = Vec::new();
     let mut id = 1;
-    for (class, sup, folder) in [(1, 1, "bicycle_final"), (2, 1, "bicycle_final"), (3, 2, "cabinet_final"), (4, 2, "cabinet_final"), (5, 3, "chair_final")] {
+    for (class, sup, folder) in [
+        (1, 1, "bicycle_final"),
+        (2, 1, "bicycle_final"),
+        (3, 2, "cabinet_final"),
+        (4, 2, "cabinet_final"),
+        (5, 3, "chair_final"),
+    ] {
         for k in 0..3 {
             let row = (id, class, sup, format!("{folder}/{}_{k}.JPG", 111_000 + class));
-            if class <= 3 { train.push(row) } else { test.push(row) }
+            if class <= 3 {
+                train.push(row)
+            } else {
+                test.push(row)
+            }
             id += 1;
         }
     }
@@ -59,7 +72,10 @@ fn sop_replica_reads_both_splits_with_super_classes() {
             }
         }
         let p = ds.protocol(None).unwrap();
-        assert_eq!((p.query.as_str(), p.reference.as_str(), p.exclude_self), ("test", "test", true));
+        assert_eq!(
+            (p.query.as_str(), p.reference.as_str(), p.exclude_self),
+            ("test", "test", true)
+        );
         assert_eq!(p.recall_at, [1, 10, 100, 1000]);
         assert!(ds.split("query").unwrap_err().to_string().contains("train, test"));
     }
@@ -87,11 +103,21 @@ fn sop_bad_lines_name_file_and_line() {
     let cases: [(&Path, usize, &str, &str); 7] = [
         (&train, 1, "id class super path", "expected the header"),
         (&train, 3, "2 1 1", "expected 4 fields"),
-        (&train, 3, "2 x 1 bicycle_final/111001_1.JPG", "class_id `x` is not an integer"),
+        (
+            &train,
+            3,
+            "2 x 1 bicycle_final/111001_1.JPG",
+            "class_id `x` is not an integer",
+        ),
         (&train, 3, "2 1 1 ../outside.JPG", "not a relative path inside"),
         (&train, 3, "2 1 1 /etc/passwd", "not a relative path inside"),
         (&train, 3, "2 1 1 bicycle_final/nope.JPG", "does not exist"),
-        (&test, 2, "1 4 2 cabinet_final/111004_0.JPG", "duplicate image_id `1` (first on line 2)"),
+        (
+            &test,
+            2,
+            "1 4 2 cabinet_final/111004_0.JPG",
+            "duplicate image_id `1` (first on line 2)",
+        ),
     ];
     for (file, line, new, needle) in cases {
         let err = corrupt(kind, dir.path(), file, line, new);
@@ -100,16 +126,30 @@ fn sop_bad_lines_name_file_and_line() {
     }
     fs::remove_file(&test).unwrap();
     let err = Dataset::open(kind, dir.path()).unwrap_err();
-    assert!(matches!(err, DatasetError::Missing { ref path, .. } if *path == test), "{err}");
+    assert!(
+        matches!(err, DatasetError::Missing { ref path, .. } if *path == test),
+        "{err}"
+    );
 }
 
 /// In-Shop rows: (image_name, item number, status).
 fn inshop_rows() -> Vec<(String, i64, &'static str)> {
-    let items = [(1, "WOMEN/Blouses_Shirts"), (2, "WOMEN/Dresses"), (7, "MEN/Denim"), (9, "WOMEN/Dresses")];
+    let items = [
+        (1, "WOMEN/Blouses_Shirts"),
+        (2, "WOMEN/Dresses"),
+        (7, "MEN/Denim"),
+        (9, "WOMEN/Dresses"),
+    ];
     let mut rows = Vec::new();
     for (i, (item, kind)) in items.into_iter().enumerate() {
         for (k, view) in ["01_1_front", "02_2_side", "03_4_full"].iter().enumerate() {
-            let status = if i < 2 { "train" } else if k == 0 { "query" } else { "gallery" };
+            let status = if i < 2 {
+                "train"
+            } else if k == 0 {
+                "query"
+            } else {
+                "gallery"
+            };
             rows.push((format!("img/{kind}/id_{item:08}/{view}.jpg"), item, status));
         }
     }
@@ -147,7 +187,10 @@ fn inshop_replica_reads_train_query_gallery_and_clothing_types() {
             }
         }
         let p = ds.protocol(Some("query-gallery")).unwrap();
-        assert_eq!((p.query.as_str(), p.reference.as_str(), p.exclude_self), ("query", "gallery", false));
+        assert_eq!(
+            (p.query.as_str(), p.reference.as_str(), p.exclude_self),
+            ("query", "gallery", false)
+        );
         assert_eq!(p.recall_at, [1, 10, 20, 30, 40, 50]);
     }
 }
@@ -163,7 +206,11 @@ fn inshop_bad_lines_name_file_and_line() {
         (1, "13", "row count says 13, the file has 12 rows"),
         (1, "twelve", "row count `twelve` is not an integer"),
         (2, "image item status", "expected the header"),
-        (3, &format!("{first} id_00000001 val"), "unknown evaluation_status `val`"),
+        (
+            3,
+            &format!("{first} id_00000001 val"),
+            "unknown evaluation_status `val`",
+        ),
         (3, &format!("{first} item1 train"), "item_id `item1`"),
         (4, &format!("{first} id_00000001 train"), "duplicate image_name"),
         (4, "img/../../x.jpg id_00000001 train", "not a relative path inside"),
@@ -174,9 +221,15 @@ fn inshop_bad_lines_name_file_and_line() {
     }
 }
 
-/// VehicleID rows per list: (image name, vehicle id).
-fn vehicle_lists() -> Vec<(&'static str, &'static str, Vec<(String, i64)>)> {
-    let rows = |ids: &[i64]| ids.iter().flat_map(|&v| (0..2).map(move |k| (format!("{:07}", v * 10 + k), v))).collect();
+/// A VehicleID list: (split name, file name, rows of (image name, vehicle id)).
+type VehicleList = (&'static str, &'static str, Vec<(String, i64)>);
+
+fn vehicle_lists() -> Vec<VehicleList> {
+    let rows = |ids: &[i64]| {
+        ids.iter()
+            .flat_map(|&v| (0..2).map(move |k| (format!("{:07}", v * 10 + k), v)))
+            .collect()
+    };
     vec![
         ("train", "train_list.txt", rows(&[1, 2, 3])),
         ("small", "test_list_800.txt", rows(&[4, 5])),
@@ -194,7 +247,10 @@ fn write_vehicleid(root: &Path) {
         }
     }
     // Vehicle 7 has no model attribute.
-    text(&root.join("attribute/model_attr.txt"), "1 10\n2 10\n3 11\n4 12\n5 12\n6 13\n");
+    text(
+        &root.join("attribute/model_attr.txt"),
+        "1 10\n2 10\n3 11\n4 12\n5 12\n6 13\n",
+    );
 }
 
 #[test]
@@ -204,17 +260,36 @@ fn vehicleid_replica_reads_all_lists_with_models() {
     write_vehicleid(&root);
     let ds = Dataset::open(DatasetKind::VehicleId, dir.path()).unwrap();
     assert_eq!(ds.split_names(), ["train", "small", "medium", "large"]);
-    let model = |v: i64| [(1, 10), (2, 10), (3, 11), (4, 12), (5, 12), (6, 13)].iter().find(|m| m.0 == v).map(|m| m.1);
+    let model = |v: i64| {
+        [(1, 10), (2, 10), (3, 11), (4, 12), (5, 12), (6, 13)]
+            .iter()
+            .find(|m| m.0 == v)
+            .map(|m| m.1)
+    };
     for (name, _, rows) in vehicle_lists() {
         let split = ds.split(name).unwrap();
-        let got: Vec<_> = split.images.iter().map(|r| (r.path.clone(), r.label, r.super_label)).collect();
-        let want: Vec<_> = rows.iter().map(|(n, v)| (root.join(format!("image/{n}.jpg")), *v, model(*v))).collect();
+        let got: Vec<_> = split
+            .images
+            .iter()
+            .map(|r| (r.path.clone(), r.label, r.super_label))
+            .collect();
+        let want: Vec<_> = rows
+            .iter()
+            .map(|(n, v)| (root.join(format!("image/{n}.jpg")), *v, model(*v)))
+            .collect();
         assert_eq!(got, want);
     }
-    assert_eq!(ds.split("large").unwrap().super_labels(), None, "vehicle 7 has no model");
+    assert_eq!(
+        ds.split("large").unwrap().super_labels(),
+        None,
+        "vehicle 7 has no model"
+    );
     for name in ["small", "medium", "large"] {
         let p = ds.protocol(Some(name)).unwrap();
-        assert_eq!((p.query.as_str(), p.reference.as_str(), p.exclude_self), (name, name, true));
+        assert_eq!(
+            (p.query.as_str(), p.reference.as_str(), p.exclude_self),
+            (name, name, true)
+        );
         assert_eq!(p.recall_at, [1, 5]);
     }
 }
@@ -226,12 +301,29 @@ fn vehicleid_bad_lines_name_file_and_line() {
     let split_dir = dir.path().join("train_test_split");
     let kind = DatasetKind::VehicleId;
     let err = corrupt(kind, dir.path(), &split_dir.join("train_list.txt"), 2, "0000010 1");
-    assert_line_error(&err, "train_list.txt", 2, "duplicate image_name `0000010` (first on line 1)");
-    let err = corrupt(kind, dir.path(), &split_dir.join("test_list_800.txt"), 3, "0000050 five");
+    assert_line_error(
+        &err,
+        "train_list.txt",
+        2,
+        "duplicate image_name `0000010` (first on line 1)",
+    );
+    let err = corrupt(
+        kind,
+        dir.path(),
+        &split_dir.join("test_list_800.txt"),
+        3,
+        "0000050 five",
+    );
     assert_line_error(&err, "test_list_800.txt", 3, "vehicle_id `five`");
     let err = corrupt(kind, dir.path(), &split_dir.join("test_list_800.txt"), 3, "9999999 5");
     assert_line_error(&err, "test_list_800.txt", 3, "does not exist");
-    let err = corrupt(kind, dir.path(), &dir.path().join("attribute/model_attr.txt"), 4, "1 11");
+    let err = corrupt(
+        kind,
+        dir.path(),
+        &dir.path().join("attribute/model_attr.txt"),
+        4,
+        "1 11",
+    );
     assert_line_error(&err, "model_attr.txt", 4, "duplicate vehicle_id `1`");
     fs::remove_file(split_dir.join("test_list_2400.txt")).unwrap();
     let err = Dataset::open(kind, dir.path()).unwrap_err();
@@ -240,7 +332,12 @@ fn vehicleid_bad_lines_name_file_and_line() {
 
 /// CUB rows: (id, relpath, class).
 fn cub_rows() -> Vec<(i64, String, i64)> {
-    let classes = [(1, "001.Black_footed_Albatross"), (2, "002.Laysan_Albatross"), (101, "101.White_Pelican"), (200, "200.Common_Yellowthroat")];
+    let classes = [
+        (1, "001.Black_footed_Albatross"),
+        (2, "002.Laysan_Albatross"),
+        (101, "101.White_Pelican"),
+        (200, "200.Common_Yellowthroat"),
+    ];
     let mut rows = Vec::new();
     for (class, folder) in classes {
         for k in 0..2 {
@@ -271,7 +368,13 @@ fn cub_replica_splits_classes_1_to_100_from_101_to_200() {
     let ds = Dataset::open(DatasetKind::Cub, dir.path()).unwrap();
     let rows = cub_rows();
     for (name, train) in [("train", true), ("test", false)] {
-        let got: Vec<_> = ds.split(name).unwrap().images.iter().map(|r| (r.path.clone(), r.label, r.super_label)).collect();
+        let got: Vec<_> = ds
+            .split(name)
+            .unwrap()
+            .images
+            .iter()
+            .map(|r| (r.path.clone(), r.label, r.super_label))
+            .collect();
         let want: Vec<_> = rows
             .iter()
             .filter(|r| (r.2 <= 100) == train)
@@ -291,7 +394,13 @@ fn cub_bad_lines_name_file_and_line() {
     let labels = dir.path().join("image_class_labels.txt");
     let err = corrupt(kind, dir.path(), &images, 2, "1 002.Laysan_Albatross/x.jpg");
     assert_line_error(&err, "images.txt", 2, "duplicate image id `1`");
-    let err = corrupt(kind, dir.path(), &images, 2, "99 002.Laysan_Albatross/Laysan_Albatross_0001_2.jpg");
+    let err = corrupt(
+        kind,
+        dir.path(),
+        &images,
+        2,
+        "99 002.Laysan_Albatross/Laysan_Albatross_0001_2.jpg",
+    );
     assert_line_error(&err, "images.txt", 2, "image id 99 has no class");
     let err = corrupt(kind, dir.path(), &labels, 3, "6 1 extra");
     assert_line_error(&err, "image_class_labels.txt", 3, "expected 2 fields");

@@ -23,16 +23,25 @@ fn decodes_png_exactly_and_jpeg_closely_in_every_colour_mode() {
     assert_eq!(got.pixels, want.into_raw());
     let j = decode_file(&jpg).unwrap();
     assert_eq!((j.width, j.height, j.pixels.len()), (37, 23, 37 * 23 * 3));
-    let mean_err: f64 = j.pixels.iter().zip(&got.pixels).map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs()).sum::<f64>()
+    let mean_err: f64 = j
+        .pixels
+        .iter()
+        .zip(&got.pixels)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum::<f64>()
         / j.pixels.len() as f64;
     assert!(mean_err < 12.0, "JPEG far from the original: {mean_err}");
     // Grey and RGBA files become RGB.
     let grey = dir.path().join("g.png");
-    image::GrayImage::from_fn(4, 3, |x, y| image::Luma([(x * 40 + y) as u8])).save(&grey).unwrap();
+    image::GrayImage::from_fn(4, 3, |x, y| image::Luma([(x * 40 + y) as u8]))
+        .save(&grey)
+        .unwrap();
     let g = decode_file(&grey).unwrap();
     assert_eq!(&g.pixels[3 * 5..3 * 6], &[41, 41, 41]); // pixel (1, 1)
     let rgba = dir.path().join("c.png");
-    image::RgbaImage::from_pixel(2, 2, image::Rgba([9, 8, 7, 100])).save(&rgba).unwrap();
+    image::RgbaImage::from_pixel(2, 2, image::Rgba([9, 8, 7, 100]))
+        .save(&rgba)
+        .unwrap();
     assert_eq!(decode_file(&rgba).unwrap().pixels, [9, 8, 7].repeat(4));
 }
 
@@ -42,14 +51,21 @@ fn undecodable_files_are_errors_naming_them() {
     let good = dir.path().join("good.jpg");
     image(&good, 64, 48, 1);
     let bytes = fs::read(&good).unwrap();
-    let cases: [(&str, &[u8]); 3] = [("text.jpg", b"not an image at all"), ("cut.jpg", &bytes[..20]), ("empty.png", b"")];
+    let cases: [(&str, &[u8]); 3] = [
+        ("text.jpg", b"not an image at all"),
+        ("cut.jpg", &bytes[..20]),
+        ("empty.png", b""),
+    ];
     for (name, content) in cases {
         let p = dir.path().join(name);
         fs::write(&p, content).unwrap();
         let err = decode_file(&p).unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
     }
-    assert!(decode_file(&dir.path().join("missing.jpg")).unwrap_err().to_string().contains("missing.jpg"));
+    assert!(decode_file(&dir.path().join("missing.jpg"))
+        .unwrap_err()
+        .to_string()
+        .contains("missing.jpg"));
 }
 
 /// torchvision on the same PNGs: the test transform, and resized_crop (+ flip) for given boxes.
@@ -106,7 +122,16 @@ fn transforms_match_torchvision_on_the_same_images() {
         .iter()
         .map(|(b, f)| format!("[{}, {}, {}, {}, {f}]", b.top, b.left, b.height, b.width))
         .collect();
-    run_python(TORCHVISION, &[dir.path().to_str().unwrap(), &json_files, &format!("[{}]", boxes.join(",")).replace("true", "1").replace("false", "0")]);
+    run_python(
+        TORCHVISION,
+        &[
+            dir.path().to_str().unwrap(),
+            &json_files,
+            &format!("[{}]", boxes.join(","))
+                .replace("true", "1")
+                .replace("false", "0"),
+        ],
+    );
     let theirs_test = npy::read_matrix(&dir.path().join("test.npy")).unwrap();
     let theirs_train = npy::read_matrix(&dir.path().join("train.npy")).unwrap();
     let mut pipe = Pipeline::new();
@@ -114,11 +139,25 @@ fn transforms_match_torchvision_on_the_same_images() {
     for (i, f) in files.iter().enumerate() {
         let img = decode_file(f).unwrap();
         let mut out = vec![0.0; n];
-        pipe.apply(&img, &Transform::paper_test(), &mut SampleRng::for_sample(0, 0, 0, 0), &mut out).unwrap();
-        close(&out, &theirs_test.data[i * n..(i + 1) * n], &format!("test transform, image {i}"));
+        pipe.apply(
+            &img,
+            &Transform::paper_test(),
+            &mut SampleRng::for_sample(0, 0, 0, 0),
+            &mut out,
+        )
+        .unwrap();
+        close(
+            &out,
+            &theirs_test.data[i * n..(i + 1) * n],
+            &format!("test transform, image {i}"),
+        );
         let (b, flip) = plans[i];
         pipe.crop_resize(&img, b, flip, 224, &mut out).unwrap();
-        close(&out, &theirs_train.data[i * n..(i + 1) * n], &format!("train crop {b:?} flip {flip}, image {i}"));
+        close(
+            &out,
+            &theirs_train.data[i * n..(i + 1) * n],
+            &format!("train crop {b:?} flip {flip}, image {i}"),
+        );
     }
 }
 
@@ -129,8 +168,14 @@ fn random_resized_crop_boxes_follow_the_scale_ratio_and_flip_laws() {
     let mut areas = Vec::new();
     for k in 0..20000 {
         let (b, flip) = Transform::paper_train().plan(w, h, &mut SampleRng::for_sample(1, 2, 3, k));
-        assert!(b.left >= 0.0 && b.top >= 0.0 && b.left + b.width <= w as f64 && b.top + b.height <= h as f64, "{b:?}");
-        assert_eq!((b.left.fract(), b.top.fract(), b.width.fract(), b.height.fract()), (0.0, 0.0, 0.0, 0.0));
+        assert!(
+            b.left >= 0.0 && b.top >= 0.0 && b.left + b.width <= w as f64 && b.top + b.height <= h as f64,
+            "{b:?}"
+        );
+        assert_eq!(
+            (b.left.fract(), b.top.fract(), b.width.fract(), b.height.fract()),
+            (0.0, 0.0, 0.0, 0.0)
+        );
         let area = b.width * b.height / (w * h) as f64;
         // Rounding the sides to whole pixels moves area and aspect slightly past the bounds.
         assert!((0.155..=1.0).contains(&area), "area {area}");
@@ -148,9 +193,18 @@ fn random_resized_crop_boxes_follow_the_scale_ratio_and_flip_laws() {
     let theirs = npy::read_matrix(&out).unwrap().data;
     let mean_theirs = theirs.iter().map(|&a| f64::from(a)).sum::<f64>() / theirs.len() as f64;
     let mean = areas.iter().sum::<f64>() / areas.len() as f64;
-    assert!((mean - mean_theirs).abs() < 0.008, "mean area {mean}, torchvision {mean_theirs}");
+    assert!(
+        (mean - mean_theirs).abs() < 0.008,
+        "mean area {mean}, torchvision {mean_theirs}"
+    );
     // A tall strip forces the fallback: the centred crop of the largest allowed aspect.
-    let b = transform::random_resized_crop_box(10, 1000, (0.99, 1.0), (0.75, 1.333), &mut SampleRng::for_sample(0, 0, 0, 0));
+    let b = transform::random_resized_crop_box(
+        10,
+        1000,
+        (0.99, 1.0),
+        (0.75, 1.333),
+        &mut SampleRng::for_sample(0, 0, 0, 0),
+    );
     assert_eq!((b.left, b.top, b.width, b.height), (0.0, 493.0, 10.0, 13.0));
 }
 
@@ -183,10 +237,24 @@ fn loader_is_ordered_and_deterministic_whatever_the_worker_count() {
     let dir = tempfile::tempdir().unwrap();
     let files = loader_files(dir.path(), 13);
     let batches: Vec<Vec<usize>> = vec![vec![0, 1, 2, 3], vec![12, 5, 5], vec![7], vec![8, 9, 10, 11, 4, 6]];
-    let train = Transform::Train { size: 32, scale: (0.16, 1.0), ratio: (0.75, 4.0 / 3.0), flip: true };
+    let train = Transform::Train {
+        size: 32,
+        scale: (0.16, 1.0),
+        ratio: (0.75, 4.0 / 3.0),
+        flip: true,
+    };
     let run = |workers: usize, prefetch: usize, epoch: u64| {
-        let cfg = LoaderConfig { workers, prefetch, seed: 42, strict: true, transform: train };
-        Loader::new(files.clone(), cfg).epoch(epoch, batches.clone()).map(Result::unwrap).collect::<Vec<_>>()
+        let cfg = LoaderConfig {
+            workers,
+            prefetch,
+            seed: 42,
+            strict: true,
+            transform: train,
+        };
+        Loader::new(files.clone(), cfg)
+            .epoch(epoch, batches.clone())
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
     };
     let one = run(1, 0, 3);
     assert_eq!(one.iter().map(|b| b.indices.clone()).collect::<Vec<_>>(), batches);
@@ -197,8 +265,17 @@ fn loader_is_ordered_and_deterministic_whatever_the_worker_count() {
     assert_eq!(run(2, 1, 3), one);
     assert_eq!(run(3, 5, 3), one);
     // The same batch made on this thread is the same too.
-    let cfg = LoaderConfig { workers: 1, prefetch: 0, seed: 42, strict: true, transform: train };
-    assert_eq!(Loader::new(files.clone(), cfg).load_batch(3, 1, &batches[1]).unwrap(), one[1]);
+    let cfg = LoaderConfig {
+        workers: 1,
+        prefetch: 0,
+        seed: 42,
+        strict: true,
+        transform: train,
+    };
+    assert_eq!(
+        Loader::new(files.clone(), cfg).load_batch(3, 1, &batches[1]).unwrap(),
+        one[1]
+    );
     // Another epoch draws other crops; an image twice in a batch gets two different crops.
     assert_ne!(run(2, 1, 4)[0].data, one[0].data);
     let n = 3 * 32 * 32;
@@ -213,7 +290,10 @@ fn loader_skips_or_refuses_undecodable_images() {
     fs::remove_file(&files[4]).unwrap();
     let batches = vec![vec![0, 1, 2], vec![3, 4, 5]];
     let mut cfg = LoaderConfig::new(2, Transform::Test { resize: 40, crop: 32 });
-    let got: Vec<_> = Loader::new(files.clone(), cfg).epoch(0, batches.clone()).map(Result::unwrap).collect();
+    let got: Vec<_> = Loader::new(files.clone(), cfg)
+        .epoch(0, batches.clone())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(got[0].indices, [0, 1]);
     assert_eq!(got[1].indices, [3, 5]);
     assert_eq!(got[0].data.len(), 2 * 3 * 32 * 32);
@@ -229,5 +309,15 @@ fn loader_skips_or_refuses_undecodable_images() {
     let err = results[0].as_ref().unwrap_err().to_string();
     assert!(err.contains("002.jpg") && err.contains("cannot decode"), "{err}");
     let err = Loader::new(files, cfg).load_batch(0, 9, &[1, 6]).unwrap_err();
-    assert!(matches!(err, LoaderError::Index { batch: 9, index: 6, len: 6 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LoaderError::Index {
+                batch: 9,
+                index: 6,
+                len: 6
+            }
+        ),
+        "{err}"
+    );
 }

@@ -92,8 +92,18 @@ fn expected(which: &str) -> Vec<(String, String, Vec<usize>, Vec<f64>)> {
         .unwrap()
         .iter()
         .map(|(k, v)| {
-            let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-            let values = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let shape = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let values = v["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             (k.clone(), v["dtype"].as_str().unwrap().to_string(), shape, values)
         })
         .collect()
@@ -164,15 +174,34 @@ fn torchvision_resnet18_reads_identically_from_both_formats() {
     let exp = &exp["resnet18"];
     let pth = weights::load(&file("resnet18.pth")).unwrap();
     let st = weights::load(&file("resnet18.safetensors")).unwrap();
-    let names: Vec<&str> = exp["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let names: Vec<&str> = exp["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
     assert_eq!(pth.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), names);
     let by_name: HashMap<&str, &NamedTensor> = pth.iter().map(|t| (t.name.as_str(), t)).collect();
     for t in &st {
-        assert_eq!(by_name[t.name.as_str()], t, "{} differs between .pth and .safetensors", t.name);
+        assert_eq!(
+            by_name[t.name.as_str()],
+            t,
+            "{} differs between .pth and .safetensors",
+            t.name
+        );
     }
     assert_eq!(st.len(), pth.len());
-    let f32s = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
-    assert_eq!(by_name["layer4.1.bn2.running_var"].to_f32(), f32s(&exp["layer4.1.bn2.running_var"]));
+    let f32s = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by_name["layer4.1.bn2.running_var"].to_f32(),
+        f32s(&exp["layer4.1.bn2.running_var"])
+    );
     let fc = by_name["fc.weight"];
     assert_eq!(fc.shape, [1000, 512]);
     assert_eq!(fc.to_f32()[7 * 512..8 * 512], f32s(&exp["fc.weight[7]"])[..]);
@@ -194,7 +223,10 @@ fn refused(name: &str) -> String {
 #[test]
 fn malicious_pickles_are_refused_without_running_anything() {
     let msg = refused("evil_system.pth");
-    assert!(msg.contains("global `posix.system`") || msg.contains("global `os.system`"), "{msg}");
+    assert!(
+        msg.contains("global `posix.system`") || msg.contains("global `os.system`"),
+        "{msg}"
+    );
     assert!(refused("evil_eval.pth").contains("global `builtins.eval`"));
     assert!(refused("evil_inst.pth").contains("opcode STRING"));
     assert!(!fixtures().join("pwned").exists() && !Path::new("pwned").exists());
@@ -203,9 +235,15 @@ fn malicious_pickles_are_refused_without_running_anything() {
 #[test]
 fn legacy_truncated_and_non_weight_files_are_clear_errors() {
     let legacy = weights::load(&file("legacy.pth")).unwrap_err().to_string();
-    assert!(legacy.contains("legacy.pth") && legacy.contains("legacy pre-1.6"), "{legacy}");
+    assert!(
+        legacy.contains("legacy.pth") && legacy.contains("legacy pre-1.6"),
+        "{legacy}"
+    );
     let trunc = weights::load(&file("truncated.pth")).unwrap_err().to_string();
-    assert!(trunc.contains("truncated.pth") && trunc.contains("malformed pickle"), "{trunc}");
+    assert!(
+        trunc.contains("truncated.pth") && trunc.contains("malformed pickle"),
+        "{trunc}"
+    );
     let not = weights::load(&file("expected.json")).unwrap_err().to_string();
     assert!(not.contains("expected.json: not a valid safetensors file"), "{not}");
     let missing = weights::load(&file("nope.pth")).unwrap_err().to_string();

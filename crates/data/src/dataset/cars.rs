@@ -55,7 +55,12 @@ pub fn open(dir: &Path) -> Result<Dataset> {
             label: class,
             super_label: None,
         };
-        if class <= LAST_TRAIN_CLASS { &mut train } else { &mut test }.push(record);
+        if class <= LAST_TRAIN_CLASS {
+            &mut train
+        } else {
+            &mut test
+        }
+        .push(record);
     }
     Ok(Dataset {
         kind: DatasetKind::Cars,

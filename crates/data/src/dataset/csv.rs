@@ -27,13 +27,19 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     };
     let text = read_text(&path, "dataset CSV (OML convention)")?;
     let mut lines = numbered_lines(&text);
-    let (hn, header) = lines.next().ok_or_else(|| line_err(&path, 1, "empty file (no header)"))?;
+    let (hn, header) = lines
+        .next()
+        .ok_or_else(|| line_err(&path, 1, "empty file (no header)"))?;
     let header = split_csv(header).map_err(|e| line_err(&path, hn, e))?;
     let col = |name: &str| header.iter().position(|h| h.trim() == name);
     let mut cols = [0usize; 5];
     for (c, name) in cols.iter_mut().zip(REQUIRED) {
         *c = col(name).ok_or_else(|| {
-            line_err(&path, hn, format!("missing column `{name}` (need {})", REQUIRED.join(", ")))
+            line_err(
+                &path,
+                hn,
+                format!("missing column `{name}` (need {})", REQUIRED.join(", ")),
+            )
         })?;
     }
     let [c_label, c_split, c_query, c_gallery, c_path] = cols;
@@ -44,23 +50,29 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     for (n, line) in lines {
         let f = split_csv(line).map_err(|e| line_err(&path, n, e))?;
         if f.len() != header.len() {
-            return Err(line_err(&path, n, format!("{} fields, the header has {}", f.len(), header.len())));
+            return Err(line_err(
+                &path,
+                n,
+                format!("{} fields, the header has {}", f.len(), header.len()),
+            ));
         }
-        let label = parse_label(&f[c_label]).ok_or_else(|| {
-            line_err(&path, n, format!("label `{}` is not an integer", f[c_label]))
-        })?;
+        let label = parse_label(&f[c_label])
+            .ok_or_else(|| line_err(&path, n, format!("label `{}` is not an integer", f[c_label])))?;
         let (validation, query, gallery) = match f[c_split].trim() {
             "train" => (false, false, false),
             "validation" => {
                 let flag = |c: usize| {
-                    parse_bool(&f[c]).ok_or_else(|| {
-                        line_err(&path, n, format!("{} `{}` is not a boolean", header[c].trim(), f[c]))
-                    })
+                    parse_bool(&f[c])
+                        .ok_or_else(|| line_err(&path, n, format!("{} `{}` is not a boolean", header[c].trim(), f[c])))
                 };
                 (true, flag(c_query)?, flag(c_gallery)?)
             }
             other => {
-                return Err(line_err(&path, n, format!("unknown split `{other}` (train or validation)")))
+                return Err(line_err(
+                    &path,
+                    n,
+                    format!("unknown split `{other}` (train or validation)"),
+                ))
             }
         };
         let rel = f[c_path].trim();
@@ -74,10 +86,17 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     let (super_names, index): (Vec<String>, HashMap<String, i64>) = index_names(&categories);
     let mut splits: Vec<Split> = ["train", "validation", "query", "gallery"]
         .iter()
-        .map(|s| Split { name: (*s).into(), images: Vec::new() })
+        .map(|s| Split {
+            name: (*s).into(),
+            images: Vec::new(),
+        })
         .collect();
     for (file, label, category, validation, query, gallery) in rows {
-        let record = ImageRecord { path: file, label, super_label: category.map(|c| index[&c]) };
+        let record = ImageRecord {
+            path: file,
+            label,
+            super_label: category.map(|c| index[&c]),
+        };
         for (i, member) in [!validation, validation, query, gallery].into_iter().enumerate() {
             if member {
                 splits[i].images.push(record.clone());

@@ -34,14 +34,23 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         let id = int(&images_path, n, "image id", id)?;
         seen.insert(id, &images_path, n)?;
         let label = *labels.get(&id).ok_or_else(|| {
-            line_err(&images_path, n, format!("image id {id} has no class in {}", labels_path.display()))
+            line_err(
+                &images_path,
+                n,
+                format!("image id {id} has no class in {}", labels_path.display()),
+            )
         })?;
         let record = ImageRecord {
             path: image_path(&root.join("images"), rel, &images_path, n)?,
             label,
             super_label: None,
         };
-        if label <= LAST_TRAIN_CLASS { &mut train } else { &mut test }.push(record);
+        if label <= LAST_TRAIN_CLASS {
+            &mut train
+        } else {
+            &mut test
+        }
+        .push(record);
     }
     Ok(Dataset {
         kind: DatasetKind::Cub,

@@ -9,9 +9,7 @@
 
 use std::path::Path;
 
-use super::text::{
-    fields, image_path, index_names, int, line_err, locate_root, numbered_lines, read_text, Unique,
-};
+use super::text::{fields, image_path, index_names, int, line_err, locate_root, numbered_lines, read_text, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 const LIST: &str = "Eval/list_eval_partition.txt";
@@ -20,7 +18,12 @@ const SPLITS: [&str; 3] = ["train", "query", "gallery"];
 
 /// Reads In-Shop Clothes from its root (or the folder holding `In-shop Clothes Retrieval Benchmark/`).
 pub fn open(dir: &Path) -> Result<Dataset> {
-    let root = locate_root(dir, "In-shop Clothes Retrieval Benchmark", LIST, "In-Shop partition list")?;
+    let root = locate_root(
+        dir,
+        "In-shop Clothes Retrieval Benchmark",
+        LIST,
+        "In-Shop partition list",
+    )?;
     let path = root.join(LIST);
     let images_root = if root.join("Img/img").is_dir() {
         root.join("Img")
@@ -50,7 +53,11 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         let [name, item, status] = fields::<3>(&path, n, line, &HEADER.join(" "))?;
         names.insert(name.to_string(), &path, n)?;
         let split = SPLITS.iter().position(|s| *s == status).ok_or_else(|| {
-            line_err(&path, n, format!("unknown evaluation_status `{status}` (train, query or gallery)"))
+            line_err(
+                &path,
+                n,
+                format!("unknown evaluation_status `{status}` (train, query or gallery)"),
+            )
         })?;
         let label = item
             .strip_prefix("id_")

@@ -148,7 +148,11 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Vec<MatVar>, String> {
         b"MI" => true,
         m => return Err(format!("bad endian mark {m:?} (MAT v7.3/HDF5 files are not supported)")),
     };
-    let mut r = Reader { buf: &bytes[128..], pos: 0, big };
+    let mut r = Reader {
+        buf: &bytes[128..],
+        pos: 0,
+        big,
+    };
     let mut vars = Vec::new();
     while !r.done() {
         r.top_level(&mut vars, 0)?;
@@ -173,7 +177,11 @@ impl<'a> Reader<'a> {
             .get(at..at + 4)
             .and_then(|s| s.try_into().ok())
             .ok_or("truncated element tag")?;
-        Ok(if self.big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     /// The next element's type and data; `pad` says whether data is padded to 8 bytes.
@@ -185,7 +193,10 @@ impl<'a> Reader<'a> {
             if n > 4 {
                 return Err(format!("small element of {n} bytes (at most 4)"));
             }
-            let data = self.buf.get(self.pos + 4..self.pos + 4 + n).ok_or("truncated small element")?;
+            let data = self
+                .buf
+                .get(self.pos + 4..self.pos + 4 + n)
+                .ok_or("truncated small element")?;
             self.pos += 8;
             return Ok((first & 0xffff, data));
         }
@@ -194,7 +205,12 @@ impl<'a> Reader<'a> {
         let data = self
             .buf
             .get(start..start.checked_add(n).ok_or("element size overflow")?)
-            .ok_or_else(|| format!("element of type {first} claims {n} bytes, {} left", self.buf.len() - start.min(self.buf.len())))?;
+            .ok_or_else(|| {
+                format!(
+                    "element of type {first} claims {n} bytes, {} left",
+                    self.buf.len() - start.min(self.buf.len())
+                )
+            })?;
         self.pos = start + if pad { n.div_ceil(8) * 8 } else { n };
         Ok((first, data))
     }
@@ -214,7 +230,11 @@ impl<'a> Reader<'a> {
                 if inflated.len() as u64 > MAX_INFLATED {
                     return Err("compressed element inflates beyond 1 GiB".into());
                 }
-                let mut inner = Reader { buf: &inflated, pos: 0, big: self.big };
+                let mut inner = Reader {
+                    buf: &inflated,
+                    pos: 0,
+                    big: self.big,
+                };
                 while !inner.done() {
                     inner.top_level(vars, depth + 1)?;
                 }
@@ -232,7 +252,11 @@ impl<'a> Reader<'a> {
     }
 
     fn sub(&self, data: &'a [u8]) -> Reader<'a> {
-        Reader { buf: data, pos: 0, big: self.big }
+        Reader {
+            buf: data,
+            pos: 0,
+            big: self.big,
+        }
     }
 
     fn matrix(&self, data: &'a [u8], depth: usize) -> std::result::Result<(String, MatValue), String> {
@@ -240,7 +264,13 @@ impl<'a> Reader<'a> {
             return Err(format!("arrays nested deeper than {MAX_DEPTH}"));
         }
         if data.is_empty() {
-            return Ok((String::new(), MatValue::Numeric { dims: vec![0, 0], data: vec![] }));
+            return Ok((
+                String::new(),
+                MatValue::Numeric {
+                    dims: vec![0, 0],
+                    data: vec![],
+                },
+            ));
         }
         let mut r = self.sub(data);
         let (ty, flags) = r.element(true)?;
@@ -252,13 +282,26 @@ impl<'a> Reader<'a> {
         if flags & 0x800 != 0 {
             return Err("complex arrays are not supported".into());
         }
-        let dims: Vec<usize> = { let e = r.element(true)?; ints(r.big, e)? }.into_iter().map(|d| d as usize).collect();
-        let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("dimensions overflow")?;
+        let dims: Vec<usize> = {
+            let e = r.element(true)?;
+            ints(r.big, e)?
+        }
+        .into_iter()
+        .map(|d| d as usize)
+        .collect();
+        let count = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or("dimensions overflow")?;
         let (_, name) = r.element(true)?;
         let name = String::from_utf8_lossy(name).into_owned();
         let value = match class {
             MX_CELL | MX_STRUCT => {
-                let fields = if class == MX_STRUCT { field_names(&mut r)? } else { Vec::new() };
+                let fields = if class == MX_STRUCT {
+                    field_names(&mut r)?
+                } else {
+                    Vec::new()
+                };
                 let n = count.checked_mul(fields.len().max(1)).ok_or("too many cells")?;
                 if n > r.buf.len() / 8 + 1 {
                     return Err(format!("{n} cells claimed in {} bytes", r.buf.len()));
@@ -280,7 +323,12 @@ impl<'a> Reader<'a> {
             MX_CHAR => {
                 let (ty, d) = r.element(true)?;
                 let units: Vec<u32> = match ty {
-                    MI_UTF8 | MI_UINT8 | MI_INT8 => return Ok((name, char_array(dims, String::from_utf8_lossy(d).chars().map(u32::from).collect()))),
+                    MI_UTF8 | MI_UINT8 | MI_INT8 => {
+                        return Ok((
+                            name,
+                            char_array(dims, String::from_utf8_lossy(d).chars().map(u32::from).collect()),
+                        ))
+                    }
                     MI_UTF16 => numeric(r.big, MI_UINT16, d)?.into_iter().map(|v| v as u32).collect(),
                     _ => numeric(r.big, ty, d)?.into_iter().map(|v| v as u32).collect(),
                 };
@@ -301,7 +349,10 @@ impl<'a> Reader<'a> {
 }
 
 fn char_array(dims: Vec<usize>, units: Vec<u32>) -> MatValue {
-    let chars: Vec<char> = units.into_iter().map(|u| char::from_u32(u).unwrap_or('\u{fffd}')).collect();
+    let chars: Vec<char> = units
+        .into_iter()
+        .map(|u| char::from_u32(u).unwrap_or('\u{fffd}'))
+        .collect();
     let rows = dims.first().copied().unwrap_or(1).max(1);
     let text = if rows == 1 {
         chars.into_iter().collect()
@@ -332,7 +383,13 @@ fn field_names(r: &mut Reader<'_>) -> std::result::Result<Vec<String>, String> {
 fn ints(big: bool, (ty, d): (u32, &[u8])) -> std::result::Result<Vec<i64>, String> {
     numeric(big, ty, d)?
         .into_iter()
-        .map(|v| if v.fract() == 0.0 && v >= 0.0 { Ok(v as i64) } else { Err(format!("bad size {v}")) })
+        .map(|v| {
+            if v.fract() == 0.0 && v >= 0.0 {
+                Ok(v as i64)
+            } else {
+                Err(format!("bad size {v}"))
+            }
+        })
         .collect()
 }
 
@@ -341,13 +398,17 @@ fn numeric(big: bool, ty: u32, d: &[u8]) -> std::result::Result<Vec<f64>, String
     macro_rules! conv {
         ($t:ty) => {{
             const N: usize = std::mem::size_of::<$t>();
-            if d.len() % N != 0 {
+            if !d.chunks_exact(N).remainder().is_empty() {
                 return Err(format!("{} bytes is not a whole number of {N}-byte elements", d.len()));
             }
             d.chunks_exact(N)
                 .map(|c| {
                     let b: [u8; N] = c.try_into().expect("chunk of N bytes");
-                    (if big { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) }) as f64
+                    (if big {
+                        <$t>::from_be_bytes(b)
+                    } else {
+                        <$t>::from_le_bytes(b)
+                    }) as f64
                 })
                 .collect()
         }};

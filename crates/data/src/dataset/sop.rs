@@ -14,7 +14,12 @@ const HEADER: [&str; 4] = ["image_id", "class_id", "super_class_id", "path"];
 
 /// Reads Stanford Online Products from its root (or the folder holding `Stanford_Online_Products/`).
 pub fn open(dir: &Path) -> Result<Dataset> {
-    let root = locate_root(dir, "Stanford_Online_Products", "Ebay_train.txt", "SOP list Ebay_train.txt")?;
+    let root = locate_root(
+        dir,
+        "Stanford_Online_Products",
+        "Ebay_train.txt",
+        "SOP list Ebay_train.txt",
+    )?;
     let mut ids = Unique::new("image_id");
     let splits = [("train", "Ebay_train.txt"), ("test", "Ebay_test.txt")]
         .into_iter()

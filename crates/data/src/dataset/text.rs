@@ -56,10 +56,7 @@ pub(crate) fn fields<'a, const N: usize>(
         line_err(
             path,
             line,
-            format!(
-                "expected {N} fields `{layout}`, found {}: `{text}`",
-                parts.len()
-            ),
+            format!("expected {N} fields `{layout}`, found {}: `{text}`", parts.len()),
         )
     })
 }
@@ -145,10 +142,6 @@ pub(crate) fn index_names(values: &[String]) -> (Vec<String>, HashMap<String, i6
     let mut names: Vec<String> = values.to_vec();
     names.sort();
     names.dedup();
-    let index = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i as i64))
-        .collect();
+    let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect();
     (names, index)
 }

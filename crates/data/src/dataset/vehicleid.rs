@@ -22,7 +22,12 @@ const MODEL_ATTR: &str = "attribute/model_attr.txt";
 
 /// Reads PKU VehicleID from its root (or the folder holding `VehicleID_V1.0/`).
 pub fn open(dir: &Path) -> Result<Dataset> {
-    let root = locate_root(dir, "VehicleID_V1.0", "train_test_split/train_list.txt", "VehicleID train list")?;
+    let root = locate_root(
+        dir,
+        "VehicleID_V1.0",
+        "train_test_split/train_list.txt",
+        "VehicleID train list",
+    )?;
     let models = read_models(&root)?;
     let splits = LISTS
         .iter()

@@ -109,10 +109,7 @@ impl Transform {
 
     /// The papers' test transform: resize 256, centre crop 224.
     pub fn paper_test() -> Self {
-        Transform::Test {
-            resize: 256,
-            crop: 224,
-        }
+        Transform::Test { resize: 256, crop: 224 }
     }
 
     /// The output side length.

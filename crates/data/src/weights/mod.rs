@@ -160,7 +160,10 @@ pub(crate) fn gather(
         return Err(format!("shape {shape:?} and stride {stride:?} differ in length"));
     }
     let numel_storage = storage.len() / dtype.size();
-    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
     if count > 0 {
         let last = shape
             .iter()
@@ -193,7 +196,10 @@ pub(crate) fn gather(
     let el = |p: usize| &storage[p * s..p * s + s];
     macro_rules! read {
         ($t:ty, $conv:expr) => {
-            positions.iter().map(|&p| $conv(<$t>::from_le_bytes(el(p).try_into().expect("element bytes")))).collect()
+            positions
+                .iter()
+                .map(|&p| $conv(<$t>::from_le_bytes(el(p).try_into().expect("element bytes"))))
+                .collect()
         };
     }
     Ok(match dtype {

@@ -187,7 +187,10 @@ impl<'a> Vm<'a> {
 
     fn line(&mut self) -> Result<String, PickleError> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| malformed("unterminated GLOBAL"))?;
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| malformed("unterminated GLOBAL"))?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
@@ -196,14 +199,20 @@ impl<'a> Vm<'a> {
     fn string(&mut self, n: u64) -> Result<Value, PickleError> {
         let n = usize::try_from(n).map_err(|_| malformed("string too long"))?;
         let b = self.take(n)?;
-        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| malformed("string is not UTF-8"))?))
+        Ok(Value::Str(
+            String::from_utf8(b.to_vec()).map_err(|_| malformed("string is not UTF-8"))?,
+        ))
     }
 
     fn put(&mut self, index: usize) -> Result<(), PickleError> {
         if index > self.data.len() {
             return Err(malformed(format!("memo index {index} out of range")));
         }
-        let v = self.stack.last().cloned().ok_or_else(|| malformed("PUT on an empty stack"))?;
+        let v = self
+            .stack
+            .last()
+            .cloned()
+            .ok_or_else(|| malformed("PUT on an empty stack"))?;
         if self.memo.len() <= index {
             self.memo.resize(index + 1, None);
         }
@@ -213,7 +222,8 @@ impl<'a> Vm<'a> {
 
     fn get(&mut self, index: usize) -> Result<(), PickleError> {
         let v = self.memo.get(index).cloned().flatten();
-        self.stack.push(v.ok_or_else(|| malformed(format!("memo entry {index} is empty")))?);
+        self.stack
+            .push(v.ok_or_else(|| malformed(format!("memo entry {index} is empty")))?);
         Ok(())
     }
 
@@ -282,7 +292,11 @@ impl<'a> Vm<'a> {
                     }
                     let raw = self.uint(n)?;
                     // Sign-extend from n bytes.
-                    let v = if n == 0 { 0 } else { ((raw << (64 - 8 * n)) as i64) >> (64 - 8 * n) };
+                    let v = if n == 0 {
+                        0
+                    } else {
+                        ((raw << (64 - 8 * n)) as i64) >> (64 - 8 * n)
+                    };
                     self.stack.push(Value::Int(v));
                 }
                 b'G' => {
@@ -356,7 +370,11 @@ impl<'a> Vm<'a> {
                     self.set_items(items)?;
                 }
                 b'a' | b'e' => {
-                    let items = if op == b'a' { vec![self.pop()?] } else { self.pop_mark()? };
+                    let items = if op == b'a' {
+                        vec![self.pop()?]
+                    } else {
+                        self.pop_mark()?
+                    };
                     let Value::List(l) = self.top()? else {
                         return Err(malformed("APPEND(S) on a non-list"));
                     };
@@ -402,9 +420,15 @@ fn persistent(pid: Value) -> Result<StorageRef, PickleError> {
             [Value::Str(tag), Value::Global(Global::Storage(dtype)), Value::Str(key), Value::Str(_), numel]
                 if tag == "storage" =>
             {
-                Ok(StorageRef { key: key.clone(), dtype: *dtype, numel: int(numel, "storage size")? })
+                Ok(StorageRef {
+                    key: key.clone(),
+                    dtype: *dtype,
+                    numel: int(numel, "storage size")?,
+                })
             }
-            _ => Err(malformed("persistent id is not ('storage', type, key, location, numel)")),
+            _ => Err(malformed(
+                "persistent id is not ('storage', type, key, location, numel)",
+            )),
         },
         _ => Err(malformed("persistent id is not a tuple")),
     }
@@ -418,12 +442,14 @@ fn reduce(f: Value, args: Value) -> Result<Value, PickleError> {
     match f {
         Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Rc::default())),
         Value::Global(Global::RebuildTensorV2) => match args.as_slice() {
-            [Value::Storage(s), offset, shape, stride, ..] if (6..=7).contains(&args.len()) => Ok(Value::Tensor(TensorRef {
-                storage: s.clone(),
-                offset: int(offset, "storage offset")?,
-                shape: ints(shape, "size")?,
-                stride: ints(stride, "stride")?,
-            })),
+            [Value::Storage(s), offset, shape, stride, ..] if (6..=7).contains(&args.len()) => {
+                Ok(Value::Tensor(TensorRef {
+                    storage: s.clone(),
+                    offset: int(offset, "storage offset")?,
+                    shape: ints(shape, "size")?,
+                    stride: ints(stride, "stride")?,
+                }))
+            }
             _ => Err(malformed("_rebuild_tensor_v2 called with unexpected arguments")),
         },
         Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
@@ -437,7 +463,14 @@ fn reduce(f: Value, args: Value) -> Result<Value, PickleError> {
 
 /// Interprets a pickle, returning its top-level value.
 pub fn load(data: &[u8]) -> Result<Value, PickleError> {
-    Vm { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() }.run()
+    Vm {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Vec::new(),
+    }
+    .run()
 }
 
 /// Every tensor in `value` with its dotted key path (nested dicts' keys joined by `.`), in order
@@ -454,7 +487,11 @@ pub fn tensors(value: &Value) -> Vec<(String, TensorRef)> {
                         Value::Int(i) => i.to_string(),
                         _ => continue,
                     };
-                    let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+                    let name = if prefix.is_empty() {
+                        key
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
                     walk(v, &name, depth + 1, out);
                 }
             }

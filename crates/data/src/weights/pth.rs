@@ -31,9 +31,8 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zip = ZipArchive::new(file).map_err(|e| {
-        format(format!("not a torch.save zip archive ({e}); a file in the {LEGACY}"))
-    })?;
+    let mut zip = ZipArchive::new(file)
+        .map_err(|e| format(format!("not a torch.save zip archive ({e}); a file in the {LEGACY}")))?;
     let pkl = zip
         .file_names()
         .find(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)

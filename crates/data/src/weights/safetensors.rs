@@ -16,8 +16,7 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
     let mut tensors = file.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     tensors
@@ -27,9 +26,14 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
                 .ok_or_else(|| format(format!("tensor `{name}`: unsupported dtype {:?}", view.dtype())))?;
             let shape = view.shape().to_vec();
             let stride = contiguous_strides(&shape);
-            let data = gather(dtype, view.data(), &shape, &stride, 0)
-                .map_err(|e| format(format!("tensor `{name}`: {e}")))?;
-            Ok(NamedTensor { name, shape, dtype, data })
+            let data =
+                gather(dtype, view.data(), &shape, &stride, 0).map_err(|e| format(format!("tensor `{name}`: {e}")))?;
+            Ok(NamedTensor {
+                name,
+                shape,
+                dtype,
+                data,
+            })
         })
         .collect()
 }

@@ -31,7 +31,12 @@ pub fn python() -> PathBuf {
 
 /// Runs a Python script with the venv's Python, panicking with its stderr if it fails.
 pub fn run_python(script: &str, args: &[&str]) {
-    let out = Command::new(python()).arg("-c").arg(script).args(args).output().unwrap();
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "python failed:\n{}",
@@ -42,6 +47,9 @@ pub fn run_python(script: &str, args: &[&str]) {
 /// Asserts that `err`'s message names `file` and line `line` and contains `needle`.
 pub fn assert_line_error(err: &dyn std::fmt::Display, file: &str, line: usize, needle: &str) {
     let msg = err.to_string();
-    assert!(msg.contains(&format!("{file}:{line}:")), "`{msg}` does not name {file}:{line}");
+    assert!(
+        msg.contains(&format!("{file}:{line}:")),
+        "`{msg}` does not name {file}:{line}"
+    );
     assert!(msg.contains(needle), "`{msg}` does not mention `{needle}`");
 }
