@@ -14,6 +14,7 @@
 
 pub mod cluster;
 pub mod eval;
+pub mod fsutil;
 pub mod kmeans;
 pub mod knn;
 pub mod linalg;

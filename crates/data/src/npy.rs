@@ -5,8 +5,9 @@
 //! temporary file that is renamed into place, so a crash never leaves a half-written array.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use embedrank_core::fsutil;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -385,23 +386,12 @@ fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     out
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically ([`embedrank_core::fsutil::write_atomic`]), naming the file
+/// in the error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
-    let io = |source| NpyError::Io {
+    fsutil::write_atomic(path, bytes).map_err(|source| NpyError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io(e)
     })
 }
 

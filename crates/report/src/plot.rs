@@ -139,21 +139,11 @@ fn encode_png(buf: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Writes `bytes` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically, naming the file in the error.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    embedrank_core::fsutil::write_atomic(path, bytes).map_err(|source| ReportError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 

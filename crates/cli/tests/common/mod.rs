@@ -10,7 +10,10 @@ use embedrank_data::npy;
 
 /// Runs the `embedrank` binary under test.
 pub fn embedrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_embedrank")).args(args).output().expect("run embedrank")
+    Command::new(env!("CARGO_BIN_EXE_embedrank"))
+        .args(args)
+        .output()
+        .expect("run embedrank")
 }
 
 /// A temporary folder of input files.
@@ -21,7 +24,9 @@ pub struct Case {
 impl Case {
     /// A new, empty folder.
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// A path inside the folder.

@@ -93,9 +93,9 @@ impl FastAp {
 
         // Pass 2, per row: W_ij = d loss / d d_ij, collecting query i's and query j's parts.
         let inv_width = 1.0 / width;
-        g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            with_fast_math_target!(pair_weights_row(row, labels, i, &slopes, bins, inv_width))
-        });
+        g.par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, row)| with_fast_math_target!(pair_weights_row(row, labels, i, &slopes, bins, inv_width)));
         // d d_ij / d x_i = −2·x_j.
         let grad = pair_weights_to_grad(&g, emb, n, dim, T::from_f64(-2.0));
         Ok((1.0 - ap_sum / queries as f64, grad))
