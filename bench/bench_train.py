@@ -134,7 +134,7 @@ def run_embedrank(data: Path, epochs: int, threads: int):
         "r1": r["precision_at_1"],
         "map_r": r["mean_average_precision_at_r"],
         "r_precision": r["r_precision"],
-        "version": "embedrank (tch 0.24, libtorch 2.11)",
+        "version": "tch 0.24, libtorch 2.11",
     }
 
 

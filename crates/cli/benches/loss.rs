@@ -5,6 +5,9 @@
 //! line with the median (and minimum) seconds of FastAP and FAPPY forward+backward and of one N×N×D product
 //! (the Gram matrix, the physical floor), each over enough repetitions to fill ~1 s.
 
+// A bench reports on stdout by design.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 

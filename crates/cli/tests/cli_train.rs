@@ -112,7 +112,8 @@ fn bad_config_and_flags_are_clear_errors() {
     let data = tmp.path().join("data");
     dataset(&data, 8);
     let mut flags = small_flags(&data, &tmp.path().join("run"));
-    flags.extend(["--m".into(), "5".into()]);
+    let m = flags.iter().position(|f| f == "--m").unwrap();
+    flags[m + 1] = "5".into();
     let o = bin().args(&flags).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a multiple of m = 5"), "{}", stderr(&o));
@@ -129,7 +130,7 @@ fn trains_prints_the_table_refuses_a_used_dir_and_resumes() {
     flags.extend(["--epochs".into(), "1".into()]);
     let o = bin().args(&flags).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let table = String::from_utf8(o.stdout).unwrap();
+    let table = String::from_utf8(o.stdout.clone()).unwrap();
     for row in ["Recall@1", "MAP@R", "R-precision", "train img/s"] {
         assert!(table.contains(row), "{table}");
     }
