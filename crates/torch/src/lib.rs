@@ -13,6 +13,7 @@
 pub mod bridge;
 pub mod checkpoint;
 pub mod config;
+pub mod cuda;
 pub mod dataset;
 pub mod error;
 pub mod evaluate;

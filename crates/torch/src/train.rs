@@ -73,6 +73,7 @@ fn sampler_err(e: impl std::fmt::Display) -> TrainError {
 /// Parses `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(name: &str) -> Result<Device, TrainError> {
     let cuda = |i: usize| {
+        crate::cuda::load().map_err(|e| TrainError::Config(format!("device {name}: {e}")))?;
         if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
             Ok(Device::Cuda(i))
         } else {
