@@ -25,6 +25,16 @@ pub enum Command {
     Loss(LossArgs),
     /// Train an embedding network with FastAP or FAPPY and evaluate it (Recall@K, MAP@R).
     Train(TrainArgs),
+    /// Redraw a training run's plots (loss.png, retrieval.png) from its metrics.jsonl.
+    Report(ReportArgs),
+}
+
+/// Arguments of `embedrank report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A training run's output folder (the one holding metrics.jsonl).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 /// Which loss `embedrank loss` computes.

@@ -2,6 +2,7 @@
 
 mod eval;
 mod loss;
+mod report;
 mod train;
 
 use crate::args::{Cli, Command};
@@ -12,5 +13,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Loss(args) => loss::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Report(args) => report::run(&args),
     }
 }
