@@ -95,41 +95,15 @@ impl FastAp {
         let inv_width = 1.0 / width;
         g.par_chunks_mut(n)
             .enumerate()
-            .for_each(|(i, row)| with_fast_math_target!(pair_weights_row(row, labels, i, &slopes, bins, inv_width)));
+            .for_each(|(i, row)| pair_weights_row(row, labels, i, &slopes, bins, inv_width));
         // d d_ij / d x_i = −2·x_j.
         let grad = pair_weights_to_grad(&g, emb, n, dim, T::from_f64(-2.0));
         Ok((1.0 - ap_sum / queries as f64, grad))
     }
 }
 
-/// Runs a pair loop compiled for AVX2 + FMA when the CPU has them (a floor is one instruction
-/// there, and loops vectorise), else for the baseline target. Same source, same results.
-macro_rules! with_fast_math_target {
-    ($f:ident($($arg:expr),* $(,)?)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast<R>(f: impl FnOnce() -> R) -> R {
-                    f()
-                }
-                // SAFETY: the features `fast` is compiled for were just detected.
-                unsafe { fast(|| $f($($arg),*)) }
-            } else {
-                $f($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $f($($arg),*)
-        }
-    }};
-}
-use with_fast_math_target;
-
 /// Row `i` of the pair weights: overwrites Gram row `i` with `d loss / d d_ij`, adding query i's
 /// and query j's slopes for the cell of `d_ij`.
-#[inline(always)]
 fn pair_weights_row<T: Real>(row: &mut [T], labels: &[i64], i: usize, slopes: &[f64], bins: usize, inv_width: f64) {
     let stride = 2 * bins;
     let slopes_i = &slopes[i * stride..(i + 1) * stride];
