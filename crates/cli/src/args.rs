@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod model;
 mod train;
+pub use model::DataArgs;
 pub use train::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
 
 /// embedrank: train and evaluate image-embedding networks that rank well (FastAP, FAPPY).
@@ -27,6 +29,30 @@ pub enum Command {
     Train(TrainArgs),
     /// Redraw a training run's plots (loss.png, retrieval.png) from its metrics.jsonl.
     Report(ReportArgs),
+    /// Embed a dataset's splits with a trained network; write embeddings and labels as .npy.
+    Embed(EmbedArgs),
+}
+
+/// Arguments of `embedrank embed`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "For each split, writes OUT/<split>_embeddings.npy (float32, N×dim, L2-normalised) and \
+OUT/<split>_labels.npy (int64). Images are resized and centre-cropped as at test time. An image that cannot \
+be decoded is skipped with a warning (its row left out) unless --strict."
+)]
+pub struct EmbedArgs {
+    /// A training run's directory (its latest checkpoint and settings).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub checkpoint: PathBuf,
+    /// Splits to embed, comma-separated (default: those of the dataset's first protocol).
+    #[arg(long, value_delimiter = ',')]
+    pub split: Vec<String>,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// The dataset and how to read it.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Arguments of `embedrank report`.
@@ -94,15 +120,33 @@ pub struct LossArgs {
     after_help = "Embeddings are L2-normalised on load (ranking by cosine similarity); a NaN/Inf or all-zero row \
 is an error. Without --ref-embeddings the query set is searched against itself, each query's own index \
 excluded. Queries whose label has no other instance in the reference set are left out of the kNN metrics \
-and counted as excluded, as PML's AccuracyCalculator does. Ties in score rank the lower reference index first."
+and counted as excluded, as PML's AccuracyCalculator does. Ties in score rank the lower reference index first.\n\n\
+With --checkpoint RUN_DIR instead of .npy files, the run's network embeds the dataset (--dataset, --data; default: \
+the run's) and every paper protocol of the dataset is scored (or --protocol NAME): SOP test vs test \
+R@1/10/100/1000; In-Shop query vs gallery R@1/10/20/30/40/50; VehicleID small/medium/large R@1/5; CUB and Cars \
+R@1/2/4/8; each with MAP@R and R-precision."
 )]
 pub struct EvalArgs {
     /// Query embeddings, an N×dim float32 or float64 .npy file.
-    #[arg(long, value_name = "Q.npy")]
-    pub embeddings: PathBuf,
+    #[arg(
+        long,
+        value_name = "Q.npy",
+        required_unless_present = "checkpoint",
+        requires = "labels"
+    )]
+    pub embeddings: Option<PathBuf>,
     /// Query labels, a length-N .npy file of any integer dtype.
-    #[arg(long, value_name = "QL.npy")]
-    pub labels: PathBuf,
+    #[arg(long, value_name = "QL.npy", requires = "embeddings")]
+    pub labels: Option<PathBuf>,
+    /// Evaluate a training run's network on a dataset's paper protocols instead of .npy files.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["embeddings", "ref_embeddings"], help_heading = "Trained network")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: only this protocol (e.g. VehicleID small, medium, large).
+    #[arg(long, requires = "checkpoint", help_heading = "Trained network")]
+    pub protocol: Option<String>,
+    /// With --checkpoint: the dataset and how to read it.
+    #[command(flatten, next_help_heading = "Trained network")]
+    pub data: DataArgs,
     /// Reference embeddings (In-Shop style separate gallery); default: the query set itself.
     #[arg(long, value_name = "R.npy", requires = "ref_labels")]
     pub ref_embeddings: Option<PathBuf>,

@@ -65,3 +65,51 @@ impl Progress for Bar {
         }
     }
 }
+
+/// How many skipped-image warnings are printed before they are only counted.
+const MAX_WARNINGS: usize = 20;
+
+/// Embedding progress, skipped-image warnings and messages of the torch library, on stderr.
+#[derive(Default)]
+pub struct Console {
+    bar: Bar,
+    done: usize,
+    /// Images skipped so far.
+    pub skipped: usize,
+}
+
+impl Console {
+    /// Prints a warning for a skipped image (the first [`MAX_WARNINGS`], then only counts them).
+    pub fn warn_skipped(&mut self, reason: &str, print: impl Fn(&str)) {
+        self.skipped += 1;
+        if self.skipped <= MAX_WARNINGS {
+            print(&format!("warning: skipped an image: {reason}"));
+        }
+        if self.skipped == MAX_WARNINGS {
+            print("warning: further skipped images are counted, not shown");
+        }
+    }
+}
+
+impl embedrank_torch::Observer for Console {
+    fn embedding(&mut self, split: &str, done: usize, total: usize) {
+        if done == 0 {
+            self.bar.start(&format!("embed {split}"), total as u64);
+            self.done = 0;
+            return;
+        }
+        self.bar.advance(done.saturating_sub(self.done) as u64);
+        self.done = done;
+        if done >= total {
+            self.bar.finish();
+        }
+    }
+
+    fn skipped(&mut self, reason: &str) {
+        self.warn_skipped(reason, |m| eprintln!("{m}"));
+    }
+
+    fn message(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}

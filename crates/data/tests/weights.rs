@@ -249,3 +249,25 @@ fn legacy_truncated_and_non_weight_files_are_clear_errors() {
     let missing = weights::load(&file("nope.pth")).unwrap_err().to_string();
     assert!(missing.contains("nope.pth"), "{missing}");
 }
+
+/// A safetensors header length whose low byte is 0x80 (one file in 256) must not be taken for a
+/// legacy pickle, whose first byte is also 0x80.
+#[test]
+fn safetensors_whose_length_starts_with_0x80_is_read() {
+    let mut header = String::from(r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#);
+    let pad = 0x80 - header.len() - 1;
+    header.push_str(&" ".repeat(pad));
+    header.push('}');
+    assert_eq!(header.len(), 0x80);
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&1.5f32.to_le_bytes());
+    bytes.extend_from_slice(&(-2.0f32).to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x80.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    let got = weights::load(&path).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].name, "w");
+    assert_eq!(got[0].to_f32(), vec![1.5, -2.0]);
+}

@@ -17,9 +17,17 @@ pub enum BridgeOutcome {
     NonFinite(f32),
 }
 
-/// Computes `loss` on `emb` (`N×dim`, part of an autograd graph) and back-propagates its exact
-/// gradient into the graph's leaves.
-pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<BridgeOutcome, String> {
+/// The loss of a batch and its gradient with respect to the embeddings.
+#[derive(Debug)]
+pub enum LossGradient {
+    /// A finite loss value and `dL/dE` (`N×dim`, on the embeddings' device).
+    Finite(f32, Tensor),
+    /// The loss or its gradient is not finite (the first such value).
+    NonFinite(f32),
+}
+
+/// Computes `loss` and `dL/dE` on `emb` (`N×dim`, any device; not differentiated through).
+pub fn loss_gradient(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<LossGradient, String> {
     let (n, dim) = emb.size2().map_err(|e| e.to_string())?;
     if n as usize != labels.len() {
         return Err(format!("{n} embeddings but {} labels", labels.len()));
@@ -30,14 +38,30 @@ pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<Br
         .loss_and_grad(&values, dim as usize, labels)
         .map_err(|e| e.to_string())?;
     if !out.loss.is_finite() {
-        return Ok(BridgeOutcome::NonFinite(out.loss));
+        return Ok(LossGradient::NonFinite(out.loss));
     }
     if let Some(bad) = out.grad.iter().find(|g| !g.is_finite()) {
-        return Ok(BridgeOutcome::NonFinite(*bad));
+        return Ok(LossGradient::NonFinite(*bad));
     }
     let grad = Tensor::from_slice(&out.grad).view([n, dim]).to_device(emb.device());
-    (emb * grad).sum(Kind::Float).backward();
-    Ok(BridgeOutcome::Applied(out.loss))
+    Ok(LossGradient::Finite(out.loss, grad))
+}
+
+/// Back-propagates `sum(emb ⊙ grad)`: the parameters receive `Σ grad · d emb / dθ`.
+pub fn backward_with(emb: &Tensor, grad: &Tensor) {
+    (emb * grad.to_kind(emb.kind())).sum(Kind::Float).backward();
+}
+
+/// Computes `loss` on `emb` (`N×dim`, part of an autograd graph) and back-propagates its exact
+/// gradient into the graph's leaves.
+pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<BridgeOutcome, String> {
+    Ok(match loss_gradient(emb, labels, loss)? {
+        LossGradient::Finite(value, grad) => {
+            backward_with(emb, &grad);
+            BridgeOutcome::Applied(value)
+        }
+        LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
+    })
 }
 
 #[cfg(test)]

@@ -56,19 +56,68 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
-    /// Fashion-MNIST: 60k train / 10k test 28×28 grey images, 10 classes (IDX files).
+    /// Fashion-MNIST: 60k train / 10k test 28×28 grey images, 10 classes (IDX files), held in memory.
     #[default]
     FashionMnist,
+    /// Stanford Online Products (`Ebay_{train,test}.txt`).
+    Sop,
+    /// In-Shop Clothes Retrieval (`Eval/list_eval_partition.txt`).
+    Inshop,
+    /// PKU VehicleID (`train_test_split/*.txt`).
+    Vehicleid,
+    /// CUB-200-2011 (`images.txt`, `image_class_labels.txt`).
+    Cub,
+    /// Cars196 (`cars_annos.mat`).
+    Cars,
+    /// OML's CSV convention (`label, split, is_query, is_gallery, path[, category]`).
+    Csv,
 }
 
-/// `[data]`: the dataset and where its files are.
+impl DatasetKind {
+    /// Image channels: 1 for Fashion-MNIST (grey), 3 for the image-folder datasets.
+    pub fn channels(self) -> i64 {
+        if self == DatasetKind::FashionMnist {
+            1
+        } else {
+            3
+        }
+    }
+
+    /// The image-folder format of the data crate, `None` for Fashion-MNIST (IDX files in memory).
+    pub fn image_format(self) -> Option<embedrank_data::dataset::DatasetKind> {
+        use embedrank_data::dataset::DatasetKind as D;
+        match self {
+            DatasetKind::FashionMnist => None,
+            DatasetKind::Sop => Some(D::Sop),
+            DatasetKind::Inshop => Some(D::InShop),
+            DatasetKind::Vehicleid => Some(D::VehicleId),
+            DatasetKind::Cub => Some(D::Cub),
+            DatasetKind::Cars => Some(D::Cars),
+            DatasetKind::Csv => Some(D::Csv),
+        }
+    }
+}
+
+/// `[data]`: the dataset, where its files are, and how images are prepared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// Which dataset.
     pub dataset: DatasetKind,
-    /// The directory holding the dataset's files.
+    /// The dataset's root folder as it ships (for `csv`: the CSV file or a folder holding `df.csv`).
     pub path: PathBuf,
+    /// The split trained on.
+    pub train_split: String,
+    /// The evaluation protocol used after epochs (e.g. VehicleID `small`); empty = the dataset's first.
+    pub protocol: String,
+    /// Side of the square crop fed to the network (image datasets; the papers use 224).
+    pub image_size: u32,
+    /// Shorter side before the centre crop at test time (the papers use 256).
+    pub resize: u32,
+    /// Image-decoding threads (0 = one per core).
+    pub workers: usize,
+    /// Stop at an undecodable image instead of skipping it with a warning.
+    pub strict: bool,
 }
 
 impl Default for DataConfig {
@@ -76,6 +125,12 @@ impl Default for DataConfig {
         Self {
             dataset: DatasetKind::FashionMnist,
             path: PathBuf::from("/usr/share/datasets/fashion-mnist"),
+            train_split: "train".into(),
+            protocol: String::new(),
+            image_size: 224,
+            resize: 256,
+            workers: 0,
+            strict: false,
         }
     }
 }
@@ -87,6 +142,10 @@ pub enum Arch {
     /// 3 conv-BN-ReLU-max-pool blocks (32/64/128 channels), global average pool.
     #[default]
     SmallCnn,
+    /// torchvision's ResNet-18 without `fc` (512 features).
+    Resnet18,
+    /// torchvision's ResNet-50 without `fc` (2048 features).
+    Resnet50,
 }
 
 /// `[model]`: backbone and embedding size.
@@ -100,6 +159,10 @@ pub struct ModelConfig {
     /// Store images and conv weights channels-last (NHWC): faster CPU convolutions, same results
     /// up to floating-point summation order.
     pub channels_last: bool,
+    /// Keep batch-norm layers in inference mode with their statistics and affine parameters fixed.
+    pub frozen_bn: bool,
+    /// Pretrained backbone weights in torchvision's names (`.safetensors` or `.pth`); `fc.*` is ignored.
+    pub weights: Option<PathBuf>,
 }
 
 impl Default for ModelConfig {
@@ -108,6 +171,8 @@ impl Default for ModelConfig {
             arch: Arch::SmallCnn,
             dim: 64,
             channels_last: true,
+            frozen_bn: false,
+            weights: None,
         }
     }
 }
@@ -168,6 +233,8 @@ pub enum SamplerKind {
     MPerClass,
     /// FAPPY's batches: classes in shuffled order, at most `m` images per class.
     LabelShuffle,
+    /// FastAP's batches: half from each of two super-categories, every pair in turn (needs super-categories).
+    SuperPairs,
 }
 
 /// `[sampler]`: batch composition.
@@ -178,6 +245,8 @@ pub struct SamplerConfig {
     pub kind: SamplerKind,
     /// Images per class in a batch (m-per-class), or the most per class (label-shuffle).
     pub m: usize,
+    /// super-pairs: batches made from each pair of super-categories per epoch.
+    pub batches_per_pair: usize,
 }
 
 impl Default for SamplerConfig {
@@ -185,6 +254,7 @@ impl Default for SamplerConfig {
         Self {
             kind: SamplerKind::MPerClass,
             m: 32,
+            batches_per_pair: 5,
         }
     }
 }
@@ -297,6 +367,9 @@ pub struct LoopConfig {
     pub out_dir: PathBuf,
     /// `cpu`, or `cuda` / `cuda:N` when libtorch sees a GPU.
     pub device: String,
+    /// Embed a batch in chunks of this many images, then back-propagate chunk by chunk
+    /// (0 = the whole batch at once). Same gradient, less memory.
+    pub chunk: usize,
 }
 
 impl Default for LoopConfig {
@@ -310,6 +383,7 @@ impl Default for LoopConfig {
             eval_batch_size: 1000,
             out_dir: PathBuf::from("runs/fashion-mnist"),
             device: "cpu".to_string(),
+            chunk: 0,
         }
     }
 }
@@ -373,6 +447,15 @@ impl TrainConfig {
         if self.schedule.kind == ScheduleKind::Step && self.schedule.step_epochs == 0 {
             return bad("schedule.step_epochs must be at least 1".into());
         }
+        if self.data.image_size < 8 || self.data.resize < self.data.image_size {
+            return bad(format!(
+                "data.image_size must be at least 8 and data.resize at least data.image_size, got {} and {}",
+                self.data.image_size, self.data.resize
+            ));
+        }
+        if self.sampler.kind == SamplerKind::SuperPairs && self.sampler.batches_per_pair == 0 {
+            return bad("sampler.batches_per_pair must be at least 1".into());
+        }
         if self.loss.kind == LossKind::Fastap && self.loss.bins == 0 {
             return bad("loss.bins must be at least 1".into());
         }
@@ -390,11 +473,16 @@ impl TrainConfig {
         a.train.eval_every = saved.train.eval_every;
         a.train.eval_batch_size = saved.train.eval_batch_size;
         a.train.out_dir = saved.train.out_dir.clone();
+        a.train.device = saved.train.device.clone();
+        a.train.chunk = saved.train.chunk;
         a.data.path = saved.data.path.clone();
+        a.data.workers = saved.data.workers;
+        a.data.strict = saved.data.strict;
+        a.model.weights = saved.model.weights.clone();
         if a != *saved {
             return Err(TrainError::Config(format!(
                 "--resume continues the saved run with its own settings; only epochs, threads, eval_every, \
-                 eval_batch_size and the data path may change.\nsaved:\n{}\nasked:\n{}",
+                 eval_batch_size, device, chunk, the data path, workers, strict and weights may change.\nsaved:\n{}\nasked:\n{}",
                 saved.to_toml(),
                 a.to_toml()
             )));

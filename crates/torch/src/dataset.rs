@@ -1,8 +1,19 @@
-//! Loading a dataset split as tensors: u8 images → float, scaled to [0, 1] then standardised with
-//! the dataset's mean and standard deviation.
+//! The images a run trains and evaluates on, as batches of tensors.
+//!
+//! Fashion-MNIST is held in memory (u8 → float, standardised with the dataset's mean and standard
+//! deviation). The image-folder datasets (SOP, In-Shop, VehicleID, CUB, Cars196, CSV) are read by
+//! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the papers'
+//! random-resized-crop + flip, every other split with resize + centre crop, ImageNet-normalised.
+//! An image that cannot be decoded is left out of its batch and reported (or, with
+//! `data.strict`, stops the run naming the file).
 
+use std::path::PathBuf;
+
+use embedrank_data::dataset::{Dataset, Protocol};
 use embedrank_data::fashion_mnist::{self, FashionMnist};
-use tch::{Kind, Tensor};
+use embedrank_data::image::Transform;
+use embedrank_data::loader::{Loader, LoaderConfig, Skipped};
+use tch::{Device, Kind, Tensor};
 
 use crate::config::{DataConfig, DatasetKind};
 use crate::error::TrainError;
@@ -12,68 +23,250 @@ pub const FASHION_MNIST_MEAN: f64 = 0.2860;
 /// Fashion-MNIST's pixel standard deviation on the training split (after scaling to [0, 1]).
 pub const FASHION_MNIST_STD: f64 = 0.3530;
 
-/// A split in memory: grey images, one label each.
-#[derive(Debug, Clone)]
-pub struct ImageSet {
-    /// `count × rows × cols` pixels.
-    pub pixels: Vec<u8>,
-    /// One label per image.
+/// Where a split's pixels come from.
+#[derive(Debug)]
+pub enum Images {
+    /// All images as one standardised `N×C×H×W` float tensor on the CPU.
+    Memory(Tensor),
+    /// One image file per item, decoded on demand.
+    Files(Vec<PathBuf>),
+}
+
+/// One split of a dataset: labels, super-categories where the dataset has them, and images.
+#[derive(Debug)]
+pub struct SplitData {
+    /// The split's name (`train`, `test`, `query`, `gallery`, `small`, …).
+    pub name: String,
+    /// One class label per image.
     pub labels: Vec<i64>,
+    /// One super-category per image, if the dataset defines them.
+    pub super_labels: Option<Vec<i64>>,
+    /// The pixels.
+    pub images: Images,
+}
+
+impl SplitData {
     /// Number of images.
-    pub count: usize,
-    /// Rows per image.
-    pub rows: usize,
-    /// Columns per image.
-    pub cols: usize,
-}
-
-impl ImageSet {
-    /// The images as an `N×1×rows×cols` float tensor, `(x/255 − mean)/std`.
-    pub fn to_tensor(&self, mean: f64, std: f64) -> Tensor {
-        Tensor::from_slice(&self.pixels)
-            .view([self.count as i64, 1, self.rows as i64, self.cols as i64])
-            .to_kind(Kind::Float)
-            .divide_scalar(255.0)
-            .g_sub_scalar(mean)
-            .divide_scalar(std)
+    pub fn len(&self) -> usize {
+        self.labels.len()
     }
-}
 
-/// The training and test splits of a dataset.
-#[derive(Debug, Clone)]
-pub struct Splits {
-    /// The training split.
-    pub train: ImageSet,
-    /// The test split.
-    pub test: ImageSet,
-}
+    /// Whether the split has no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
 
-/// Loads both splits of the dataset in `cfg`, checking every file.
-pub fn load(cfg: &DataConfig) -> Result<Splits, TrainError> {
-    match cfg.dataset {
-        DatasetKind::FashionMnist => {
-            let fm = FashionMnist::load(&cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
-            Ok(Splits {
-                train: from_split(fm.train),
-                test: from_split(fm.test),
-            })
+    /// The image files, for a split read from files.
+    pub fn paths(&self) -> Option<&[PathBuf]> {
+        match &self.images {
+            Images::Memory(_) => None,
+            Images::Files(p) => Some(p),
         }
     }
 }
 
-fn from_split(s: fashion_mnist::Split) -> ImageSet {
-    ImageSet {
-        labels: s.labels_i64(),
-        count: s.images.count,
-        rows: s.images.rows,
-        cols: s.images.cols,
-        pixels: s.images.data,
+/// A dataset opened for a run: its splits and its evaluation protocols.
+#[derive(Debug)]
+pub struct RunData {
+    /// The splits, training split first.
+    pub splits: Vec<SplitData>,
+    /// The paper protocols; the first is the default.
+    pub protocols: Vec<Protocol>,
+    /// Image channels (1 for Fashion-MNIST, 3 otherwise).
+    pub channels: i64,
+}
+
+impl RunData {
+    /// The split called `name`, or an error listing the splits there are.
+    pub fn split(&self, name: &str) -> Result<&SplitData, TrainError> {
+        self.splits.iter().find(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.splits.iter().map(|s| s.name.as_str()).collect();
+            TrainError::Data(format!("no split {name:?}; this dataset has: {}", names.join(", ")))
+        })
+    }
+
+    /// The protocol called `name` (empty = the first), or an error listing them.
+    pub fn protocol(&self, name: &str) -> Result<&Protocol, TrainError> {
+        let found = if name.is_empty() {
+            self.protocols.first()
+        } else {
+            self.protocols.iter().find(|p| p.name == name)
+        };
+        found.ok_or_else(|| {
+            let names: Vec<&str> = self.protocols.iter().map(|p| p.name.as_str()).collect();
+            TrainError::Data(format!("no protocol {name:?}; this dataset has: {}", names.join(", ")))
+        })
     }
 }
 
-/// The mean and standard deviation used to standardise the images of `cfg`'s dataset.
-pub fn normalisation(cfg: &DataConfig) -> (f64, f64) {
-    match cfg.dataset {
-        DatasetKind::FashionMnist => (FASHION_MNIST_MEAN, FASHION_MNIST_STD),
+/// Opens the dataset of `cfg`, reading and checking its list files (images are read later).
+pub fn open(cfg: &DataConfig) -> Result<RunData, TrainError> {
+    let Some(format) = cfg.dataset.image_format() else {
+        return open_fashion_mnist(cfg);
+    };
+    let ds = Dataset::open(format, &cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
+    let splits = ds
+        .splits
+        .into_iter()
+        .map(|s| SplitData {
+            labels: s.labels(),
+            super_labels: s.super_labels(),
+            images: Images::Files(s.paths()),
+            name: s.name,
+        })
+        .collect();
+    Ok(RunData {
+        splits,
+        protocols: ds.protocols,
+        channels: cfg.dataset.channels(),
+    })
+}
+
+fn open_fashion_mnist(cfg: &DataConfig) -> Result<RunData, TrainError> {
+    debug_assert_eq!(cfg.dataset, DatasetKind::FashionMnist);
+    let fm = FashionMnist::load(&cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
+    let split = |name: &str, s: fashion_mnist::Split| {
+        let (n, rows, cols) = (s.images.count as i64, s.images.rows as i64, s.images.cols as i64);
+        let labels = s.labels_i64();
+        let pixels = Tensor::from_slice(&s.images.data)
+            .view([n, 1, rows, cols])
+            .to_kind(Kind::Float)
+            .divide_scalar(255.0)
+            .g_sub_scalar(FASHION_MNIST_MEAN)
+            .divide_scalar(FASHION_MNIST_STD);
+        SplitData {
+            name: name.into(),
+            labels,
+            super_labels: None,
+            images: Images::Memory(pixels),
+        }
+    };
+    Ok(RunData {
+        splits: vec![split("train", fm.train), split("test", fm.test)],
+        protocols: vec![fashion_mnist_protocol()],
+        channels: cfg.dataset.channels(),
+    })
+}
+
+/// Fashion-MNIST's evaluation: the test split against itself, self excluded, Recall@{1,2,4,8}.
+fn fashion_mnist_protocol() -> Protocol {
+    Protocol {
+        name: "test".into(),
+        query: "test".into(),
+        reference: "test".into(),
+        exclude_self: true,
+        recall_at: vec![1, 2, 4, 8],
+    }
+}
+
+/// Whether images are augmented (training) or only resized and centre-cropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Random-resized-crop + horizontal flip.
+    Train,
+    /// Resize + centre crop.
+    Test,
+}
+
+/// A batch of images ready for the network.
+#[derive(Debug)]
+pub struct ImageBatch {
+    /// The split indices of the images, in order (those requested minus those skipped).
+    pub indices: Vec<usize>,
+    /// `len × C × H × W` float images on the requested device.
+    pub images: Tensor,
+    /// Images that could not be read or decoded and were left out.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Turns lists of split indices into [`ImageBatch`]es, prefetching image files on worker threads.
+#[derive(Debug)]
+pub struct Feed<'a> {
+    split: &'a SplitData,
+    source: Source<'a>,
+    device: Device,
+}
+
+/// How a [`Feed`] gets pixels.
+#[derive(Debug)]
+enum Source<'a> {
+    Memory(&'a Tensor),
+    Files(Loader),
+}
+
+impl<'a> Feed<'a> {
+    /// A feed over `split` with the transform of `mode`, its randomness from `seed`.
+    pub fn new(split: &'a SplitData, cfg: &DataConfig, mode: Mode, seed: u64, device: Device) -> Self {
+        let source = match &split.images {
+            Images::Memory(all) => Source::Memory(all),
+            Images::Files(paths) => {
+                let transform = match mode {
+                    Mode::Train => Transform::paper_train_at(cfg.image_size),
+                    Mode::Test => Transform::Test {
+                        resize: cfg.resize,
+                        crop: cfg.image_size,
+                    },
+                };
+                let workers = if cfg.workers == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    cfg.workers
+                };
+                let config = LoaderConfig {
+                    seed,
+                    strict: cfg.strict,
+                    ..LoaderConfig::new(workers, transform)
+                };
+                Source::Files(Loader::new(paths.clone(), config))
+            }
+        };
+        Self { split, source, device }
+    }
+
+    /// The split this feed reads.
+    pub fn split(&self) -> &SplitData {
+        self.split
+    }
+
+    /// The batches of epoch `epoch` (1-based for training; any number for evaluation), in order.
+    pub fn epoch(
+        &self,
+        epoch: u64,
+        batches: Vec<Vec<usize>>,
+    ) -> Box<dyn Iterator<Item = Result<ImageBatch, TrainError>> + '_> {
+        let device = self.device;
+        match &self.source {
+            Source::Files(loader) => Box::new(loader.epoch(epoch, batches).map(move |b| {
+                let b = b.map_err(|e| TrainError::Data(e.to_string()))?;
+                let side = b.size as i64;
+                let images = Tensor::from_slice(&b.data)
+                    .view([b.indices.len() as i64, 3, side, side])
+                    .to_device(device);
+                Ok(ImageBatch {
+                    indices: b.indices,
+                    images,
+                    skipped: b.skipped,
+                })
+            })),
+            Source::Memory(all) => Box::new(batches.into_iter().map(move |indices| {
+                let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+                let images = all.index_select(0, &Tensor::from_slice(&idx)).to_device(device);
+                Ok(ImageBatch {
+                    indices,
+                    images,
+                    skipped: Vec::new(),
+                })
+            })),
+        }
+    }
+
+    /// Every image of the split once, in order, in batches of `batch` (for embedding).
+    pub fn in_order(&self, batch: usize) -> Box<dyn Iterator<Item = Result<ImageBatch, TrainError>> + '_> {
+        let n = self.split.len();
+        let batches = (0..n)
+            .step_by(batch.max(1))
+            .map(|s| (s..(s + batch.max(1)).min(n)).collect())
+            .collect();
+        self.epoch(0, batches)
     }
 }

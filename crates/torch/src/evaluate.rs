@@ -1,40 +1,162 @@
-//! Retrieval quality of a network on a split: embed every image (no gradients, batch-norm in
-//! inference mode), then rank the split against itself, each query's own image excluded.
+//! Retrieval quality of a network under a paper protocol: embed the query and reference splits (no
+//! gradients, batch-norm in inference mode, test transform), then rank with the core's exact kNN
+//! and score with PML's definitions (Recall@K, precision@1, R-precision, MAP@R).
+
+use std::collections::HashSet;
 
 use embedrank_core::eval::{evaluate, EvalConfig, KChoice, LabelledSet, Metric};
 use embedrank_core::progress::NoProgress;
-use tch::{Device, Kind, Tensor};
+use embedrank_data::dataset::Protocol;
+use tch::{Device, Kind};
 
+use crate::config::DataConfig;
+use crate::dataset::{Feed, Mode, RunData, SplitData};
 use crate::error::TrainError;
 use crate::net::EmbeddingNet;
+use crate::observer::Observer;
 use crate::record::Retrieval;
 
-/// The Recall@K values reported for every evaluation.
-pub const RECALL_KS: [usize; 4] = [1, 2, 4, 8];
+/// A split's embeddings, in split order, without the images that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// The split's name.
+    pub split: String,
+    /// `len × dim` row-major L2-normalised embeddings.
+    pub data: Vec<f32>,
+    /// The embedding dimension.
+    pub dim: usize,
+    /// The label of each row.
+    pub labels: Vec<i64>,
+    /// The split index of each row.
+    pub indices: Vec<usize>,
+    /// Images left out because they could not be read or decoded.
+    pub skipped: usize,
+}
 
-/// Embeds `images` (`N×C×H×W`, on any device) in chunks of `batch`, returning `N×dim` row-major f32.
-pub fn embed(net: &EmbeddingNet, images: &Tensor, batch: usize, device: Device) -> Result<Vec<f32>, TrainError> {
+impl Embedded {
+    fn set(&self) -> LabelledSet<'_> {
+        LabelledSet {
+            embeddings: &self.data,
+            labels: &self.labels,
+        }
+    }
+}
+
+/// Embeds every image of `split` (test transform) in batches of `batch` on `device`.
+pub fn embed_split(
+    net: &EmbeddingNet,
+    split: &SplitData,
+    data_cfg: &DataConfig,
+    batch: usize,
+    device: Device,
+    obs: &mut dyn Observer,
+) -> Result<Embedded, TrainError> {
     let _guard = tch::no_grad_guard();
-    let n = images.size()[0];
-    let mut out = Vec::with_capacity(n as usize * net.dim());
-    let mut start = 0i64;
-    while start < n {
-        let len = (batch as i64).min(n - start);
-        let x = images.narrow(0, start, len).to_device(device);
-        let e = net
-            .forward(&x, false)
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous();
-        out.extend(Vec::<f32>::try_from(e.view([-1]))?);
-        start += len;
+    let feed = Feed::new(split, data_cfg, Mode::Test, 0, device);
+    let mut out = Embedded {
+        split: split.name.clone(),
+        data: Vec::with_capacity(split.len() * net.dim()),
+        dim: net.dim(),
+        labels: Vec::with_capacity(split.len()),
+        indices: Vec::with_capacity(split.len()),
+        skipped: 0,
+    };
+    obs.embedding(&split.name, 0, split.len());
+    for b in feed.in_order(batch) {
+        let b = b?;
+        for s in &b.skipped {
+            obs.skipped(&s.reason);
+        }
+        out.skipped += b.skipped.len();
+        if !b.indices.is_empty() {
+            let e = net
+                .forward(&b.images, false)
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous();
+            out.data.extend(Vec::<f32>::try_from(e.view([-1]))?);
+        }
+        out.labels.extend(b.indices.iter().map(|&i| split.labels[i]));
+        out.indices.extend(b.indices);
+        obs.embedding(&split.name, out.indices.len() + out.skipped, split.len());
     }
     Ok(out)
 }
 
-/// Recall@K (K in [`RECALL_KS`]), precision@1, R-precision and MAP@R of `emb` against itself,
-/// each query's own image excluded (`embedrank_core::eval`, PML's definitions).
-pub fn retrieval_metrics(emb: &[f32], dim: usize, labels: &[i64]) -> Result<Retrieval, TrainError> {
+/// How a protocol's queries meet its references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// The query set is the reference set; each query's own image is left out.
+    SelfSearch,
+    /// Separate sets, nothing left out.
+    Separate,
+}
+
+/// Whether `protocol` is a self-search (same split, or two splits listing the same images) or
+/// a search of separate sets. Two splits that share only some images, with self-exclusion asked
+/// for, are refused: each query would need its own exclusion, which embedrank does not do yet.
+pub fn pairing(data: &RunData, protocol: &Protocol) -> Result<Pairing, TrainError> {
+    if protocol.query == protocol.reference {
+        return Ok(Pairing::SelfSearch);
+    }
+    let (q, r) = (data.split(&protocol.query)?, data.split(&protocol.reference)?);
+    let (Some(qp), Some(rp)) = (q.paths(), r.paths()) else {
+        return Ok(Pairing::Separate);
+    };
+    if !protocol.exclude_self {
+        return Ok(Pairing::Separate);
+    }
+    if qp == rp {
+        return Ok(Pairing::SelfSearch);
+    }
+    let refs: HashSet<_> = rp.iter().collect();
+    match qp.iter().find(|p| refs.contains(p)) {
+        None => Ok(Pairing::Separate),
+        Some(shared) => Err(TrainError::Data(format!(
+            "protocol {}: the {} and {} splits share some images (e.g. {}) but not all; mark every \
+             row both query and gallery, or none",
+            protocol.name,
+            protocol.query,
+            protocol.reference,
+            shared.display()
+        ))),
+    }
+}
+
+/// Embeds the splits of `protocol` and scores retrieval: Recall@K for the protocol's K,
+/// precision@1, R-precision and MAP@R (k = the largest class, PML's choice).
+pub fn protocol_retrieval(
+    net: &EmbeddingNet,
+    data: &RunData,
+    protocol: &Protocol,
+    data_cfg: &DataConfig,
+    batch: usize,
+    device: Device,
+    obs: &mut dyn Observer,
+) -> Result<Retrieval, TrainError> {
+    let pairing = pairing(data, protocol)?;
+    let query = embed_split(net, data.split(&protocol.query)?, data_cfg, batch, device, obs)?;
+    let reference = match pairing {
+        Pairing::SelfSearch => None,
+        Pairing::Separate => Some(embed_split(
+            net,
+            data.split(&protocol.reference)?,
+            data_cfg,
+            batch,
+            device,
+            obs,
+        )?),
+    };
+    retrieval_metrics(&query, reference.as_ref(), &protocol.recall_at)
+}
+
+/// Recall@K (K in `recall_at`), precision@1, R-precision and MAP@R of `query` against
+/// `reference`, or against itself (each query's own row excluded) when `reference` is `None`.
+pub fn retrieval_metrics(
+    query: &Embedded,
+    reference: Option<&Embedded>,
+    recall_at: &[usize],
+) -> Result<Retrieval, TrainError> {
     let cfg = EvalConfig {
         metrics: vec![
             Metric::PrecisionAt1,
@@ -43,14 +165,11 @@ pub fn retrieval_metrics(emb: &[f32], dim: usize, labels: &[i64]) -> Result<Retr
             Metric::MeanAveragePrecisionAtR,
         ],
         k: KChoice::MaxBinCount,
-        recall_at: RECALL_KS.to_vec(),
+        recall_at: recall_at.to_vec(),
         ..Default::default()
     };
-    let set = LabelledSet {
-        embeddings: emb,
-        labels,
-    };
-    let report = evaluate(set, None, dim, &cfg, &NoProgress).map_err(|e| TrainError::Eval(e.to_string()))?;
+    let report = evaluate(query.set(), reference.map(Embedded::set), query.dim, &cfg, &NoProgress)
+        .map_err(|e| TrainError::Eval(e.to_string()))?;
     let missing = |what: &str| TrainError::Eval(format!("the evaluator returned no {what}"));
     Ok(Retrieval {
         precision_at_1: report.precision_at_1.ok_or_else(|| missing("precision_at_1"))?,

@@ -5,7 +5,9 @@
 //! - [`bridge`]: the analytic loss gradient of `embedrank-core` fed into autograd;
 //! - [`optim`]: Adam, AdamW, SGD with saveable state; [`schedule`]: learning-rate schedules;
 //! - [`train`]: the loop; [`checkpoint`]: atomic, resumable checkpoints; [`run_dir`]: the run's files;
-//! - [`evaluate`]: embedding a split and scoring retrieval on it.
+//! - [`dataset`]: the splits of a run as batches of tensors (in memory, or files through the loader);
+//! - [`step`]: one batch's forward and backward, whole or chunked;
+//! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back.
 //!
 //! Sibling crates: `embedrank-core` (losses, samplers, metrics), `embedrank-data` (file formats),
 //! and the `embedrank` command line, which drives [`train::train`].
@@ -18,16 +20,20 @@ pub mod dataset;
 pub mod error;
 pub mod evaluate;
 mod fsutil;
+pub mod inference;
 pub mod net;
 pub mod observer;
 pub mod optim;
 pub mod record;
 pub mod run_dir;
 pub mod schedule;
+pub mod step;
 pub mod train;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub use observer::{Observer, RunInfo, Silent};
 pub use record::{EpochRecord, RunResults};
+/// The `tch` crate this library is built on (for its `Device` and thread settings).
+pub use tch;
 pub use train::{train, RunOptions, RunSummary};

@@ -37,6 +37,12 @@ pub trait Observer {
     fn evaluating(&mut self, _epoch: usize) {}
     /// The epoch is finished, recorded and checkpointed.
     fn epoch_end(&mut self, _record: &EpochRecord) {}
+    /// `done` of the `total` images of `split` are embedded (evaluation).
+    fn embedding(&mut self, _split: &str, _done: usize, _total: usize) {}
+    /// An image could not be read or decoded and was left out (`reason` names the file).
+    fn skipped(&mut self, _reason: &str) {}
+    /// Something the user should know (e.g. which pretrained weights were loaded).
+    fn message(&mut self, _text: &str) {}
 }
 
 /// An observer that ignores everything.

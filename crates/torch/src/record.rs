@@ -49,6 +49,9 @@ pub struct EpochRecord {
     pub retrieval: Option<Retrieval>,
     /// Seconds spent evaluating.
     pub eval_seconds: f64,
+    /// Training images left out because they could not be read or decoded.
+    #[serde(default)]
+    pub skipped_images: usize,
 }
 
 /// The final summary of a run (`results.json`).
@@ -99,6 +102,7 @@ mod tests {
             img_per_s: 1024.0,
             retrieval,
             eval_seconds: 0.1,
+            skipped_images: 0,
         }
     }
 

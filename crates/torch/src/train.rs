@@ -4,23 +4,24 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use embedrank_core::sampler::{BatchSampler, BatchStream, LabelShuffle, MPerClass};
+use embedrank_core::sampler::{BatchSampler, BatchStream, LabelShuffle, MPerClass, SuperCategoryPairs};
 use embedrank_core::{Fappy, FappyWeighting, FastAp, Loss};
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::Device;
 
-use crate::bridge::{backward_loss, BridgeOutcome};
+use crate::bridge::BridgeOutcome;
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::{LossKind, SamplerKind, TrainConfig, Weighting};
-use crate::dataset::{self, ImageSet};
+use crate::dataset::{self, Feed, Mode, SplitData};
 use crate::error::TrainError;
 use crate::evaluate;
-use crate::net::EmbeddingNet;
+use crate::net::{self, EmbeddingNet};
 use crate::observer::{Observer, RunInfo};
 use crate::optim::Optimizer;
 use crate::record::{EpochRecord, RunResults};
 use crate::run_dir;
 use crate::schedule::learning_rate;
+use crate::step::forward_backward;
 
 /// How a run treats its output directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,14 +57,54 @@ pub fn make_loss(cfg: &TrainConfig) -> Box<dyn Loss> {
     }
 }
 
-/// The batch sampler of `cfg` over `labels`.
-pub fn make_sampler(cfg: &TrainConfig, labels: &[i64]) -> Result<Box<dyn BatchSampler>, TrainError> {
+/// The batch sampler of `cfg` over a split's `labels` (and `super_labels`, for super-pairs).
+pub fn make_sampler(
+    cfg: &TrainConfig,
+    labels: &[i64],
+    super_labels: Option<&[i64]>,
+) -> Result<Box<dyn BatchSampler>, TrainError> {
     let (b, m, seed) = (cfg.train.batch_size, cfg.sampler.m, cfg.train.seed);
     let s: Box<dyn BatchSampler> = match cfg.sampler.kind {
         SamplerKind::MPerClass => Box::new(MPerClass::new(labels, b, m, seed).map_err(sampler_err)?),
         SamplerKind::LabelShuffle => Box::new(LabelShuffle::new(labels, b, m, seed).map_err(sampler_err)?),
+        SamplerKind::SuperPairs => {
+            let supers = super_labels.ok_or_else(|| {
+                TrainError::Sampler(format!(
+                    "the super-pairs sampler needs super-categories, and {:?} has none (SOP, In-Shop, \
+                     VehicleID and CSV files with a category column have them)",
+                    cfg.data.dataset
+                ))
+            })?;
+            let pairs = cfg.sampler.batches_per_pair;
+            Box::new(SuperCategoryPairs::new(labels, supers, b, pairs, seed).map_err(sampler_err)?)
+        }
     };
     Ok(s)
+}
+
+/// Loads the pretrained backbone weights of `cfg` (if any) into `vs`; returns what to tell the user.
+pub fn load_weights(cfg: &TrainConfig, vs: &mut VarStore) -> Result<Option<String>, TrainError> {
+    let Some(path) = &cfg.model.weights else {
+        return Ok(None);
+    };
+    let tensors = embedrank_data::weights::load(path).map_err(|e| TrainError::Data(e.to_string()))?;
+    let report = net::load_pretrained(vs, "backbone.", &tensors)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    Ok(Some(format!(
+        "loaded {} backbone tensors from {} ({} ignored: {})",
+        report.loaded,
+        path.display(),
+        report.skipped.len(),
+        summarise(&report.skipped)
+    )))
+}
+
+fn summarise(names: &[String]) -> String {
+    let mut s = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        s.push_str(", …");
+    }
+    s
 }
 
 fn sampler_err(e: impl std::fmt::Display) -> TrainError {
@@ -107,24 +148,30 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     }
     let threads = tch::get_num_threads().max(1) as usize;
 
-    let dataset::Splits {
-        train: train_set,
-        test: test_set,
-    } = dataset::load(&cfg.data)?;
-    let sampler = make_sampler(cfg, &train_set.labels)?;
+    let data = dataset::open(&cfg.data)?;
+    let train_split = data.split(&cfg.data.train_split)?;
+    let protocol = data.protocol(&cfg.data.protocol)?.clone();
+    let pairing = evaluate::pairing(&data, &protocol)?;
+    let sampler = make_sampler(cfg, &train_split.labels, train_split.super_labels.as_deref())?;
     let steps_per_epoch = sampler.batches_per_epoch();
     let mut stream = BatchStream::new(sampler);
 
     tch::manual_seed(cfg.train.seed as i64);
     let mut vs = VarStore::new(device);
-    let net = EmbeddingNet::new(&vs, &cfg.model, 1);
-    let mut opt = Optimizer::new(&vs, &cfg.optim);
+    let net = EmbeddingNet::new(&vs, &cfg.model, data.channels);
 
     let mut history = Vec::new();
+    let mut resumed = None;
     if opts.resume {
         let loaded = checkpoint::load_latest(&dir)?;
         cfg.check_resumable_with(&loaded.state.config)?;
         checkpoint::restore_model(&mut vs, &loaded)?;
+        resumed = Some(loaded);
+    } else if let Some(msg) = load_weights(cfg, &mut vs)? {
+        obs.message(&msg);
+    }
+    let mut opt = Optimizer::new(&vs, &cfg.optim);
+    if let Some(loaded) = resumed {
         opt.load_state(&checkpoint::optimizer_tensors(&loaded), loaded.state.optimizer_steps)
             .map_err(|m| TrainError::Checkpoint {
                 path: loaded.path.clone(),
@@ -137,19 +184,27 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     }
     run_dir::write_config(&dir, cfg)?;
 
-    let (mean, std) = dataset::normalisation(&cfg.data);
-    let train_x = train_set.to_tensor(mean, std).to_device(device);
-    let test_x = test_set.to_tensor(mean, std);
+    let feed = Feed::new(train_split, &cfg.data, Mode::Train, cfg.train.seed, device);
     let loss = make_loss(cfg);
     let first_epoch = history.len() + 1;
+    let eval_images = data.split(&protocol.query)?.len()
+        + match pairing {
+            evaluate::Pairing::SelfSearch => 0,
+            evaluate::Pairing::Separate => data.split(&protocol.reference)?.len(),
+        };
     obs.run_start(&RunInfo {
         first_epoch,
         epochs: cfg.train.epochs,
         steps_per_epoch,
         batch_size: cfg.train.batch_size,
-        train_images: train_set.count,
-        test_images: test_set.count,
-        parameters: vs.trainable_variables().iter().map(|t| t.numel()).sum(),
+        train_images: train_split.len(),
+        test_images: eval_images,
+        parameters: vs
+            .variables()
+            .values()
+            .filter(|t| t.requires_grad())
+            .map(|t| t.numel())
+            .sum(),
         device: format!("{device:?}"),
         threads,
     });
@@ -162,15 +217,14 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             last_good: history.len(),
         };
         let batches = stream.next_epoch();
-        let mut record = run_epoch(
-            &ctx, &net, &mut opt, &train_x, &train_set, &batches, &*loss, device, obs,
-        )?;
+        let mut record = run_epoch(&ctx, &net, &mut opt, &feed, batches, &*loss, obs)?;
         let eval_due = epoch == cfg.train.epochs || (cfg.train.eval_every > 0 && epoch % cfg.train.eval_every == 0);
         if eval_due {
             obs.evaluating(epoch);
             let t0 = Instant::now();
-            let emb = evaluate::embed(&net, &test_x, cfg.train.eval_batch_size, device)?;
-            record.retrieval = Some(evaluate::retrieval_metrics(&emb, net.dim(), &test_set.labels)?);
+            let batch = cfg.train.eval_batch_size;
+            let r = evaluate::protocol_retrieval(&net, &data, &protocol, &cfg.data, batch, device, obs)?;
+            record.retrieval = Some(r);
             record.eval_seconds = t0.elapsed().as_secs_f64();
         }
         history.push(record);
@@ -206,67 +260,65 @@ struct EpochCtx<'a> {
 }
 
 /// One pass over `batches`.
-#[allow(clippy::too_many_arguments)]
 fn run_epoch(
     ctx: &EpochCtx,
     net: &EmbeddingNet,
     opt: &mut Optimizer,
-    train_x: &Tensor,
-    train_set: &ImageSet,
-    batches: &[Vec<usize>],
+    feed: &Feed,
+    batches: Vec<Vec<usize>>,
     loss: &dyn Loss,
-    device: Device,
     obs: &mut dyn Observer,
 ) -> Result<EpochRecord, TrainError> {
     let cfg = ctx.cfg;
     obs.epoch_start(ctx.epoch, batches.len());
     let first_step = ctx.steps_per_epoch - batches.len();
-    let lr0 = learning_rate(
-        cfg.optim.lr,
-        &cfg.schedule,
-        ctx.epoch - 1,
-        first_step,
-        ctx.steps_per_epoch,
-        cfg.train.epochs,
-    );
-    let start = Instant::now();
-    let mut losses = Vec::with_capacity(batches.len());
-    let mut images = 0usize;
-    for (i, batch) in batches.iter().enumerate() {
-        let step = first_step + i;
-        let lr = learning_rate(
+    let lr_at = |step: usize| {
+        learning_rate(
             cfg.optim.lr,
             &cfg.schedule,
             ctx.epoch - 1,
             step,
             ctx.steps_per_epoch,
             cfg.train.epochs,
-        );
-        let idx: Vec<i64> = batch.iter().map(|&j| j as i64).collect();
-        let labels: Vec<i64> = batch.iter().map(|&j| train_set.labels[j]).collect();
-        let x = train_x.index_select(0, &Tensor::from_slice(&idx).to_device(device));
-        opt.zero_grad();
-        let emb = net.forward(&x, true);
+        )
+    };
+    let lr0 = lr_at(first_step);
+    let split: &SplitData = feed.split();
+    let start = Instant::now();
+    let mut losses = Vec::with_capacity(batches.len());
+    let (mut images, mut skipped) = (0usize, 0usize);
+    for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
+        let batch = batch?;
+        let step = first_step + i;
+        for s in &batch.skipped {
+            obs.skipped(&s.reason);
+        }
+        skipped += batch.skipped.len();
+        if batch.indices.len() < 2 {
+            continue; // nothing to rank: every image but one was unreadable
+        }
+        let labels: Vec<i64> = batch.indices.iter().map(|&j| split.labels[j]).collect();
         let non_finite = |value: f32| TrainError::NonFinite {
             epoch: ctx.epoch,
             step: step + 1,
             value: value.to_string(),
             last_good: ctx.last_good,
         };
-        if emb.isfinite().all().int64_value(&[]) == 0 {
-            return Err(non_finite(f32::NAN));
-        }
-        let value = match backward_loss(&emb, &labels, loss).map_err(|message| TrainError::Loss {
-            epoch: ctx.epoch,
-            step: step + 1,
-            message,
-        })? {
+        opt.zero_grad();
+        let outcome = forward_backward(net, &batch.images, &labels, loss, cfg.train.chunk).map_err(|message| {
+            TrainError::Loss {
+                epoch: ctx.epoch,
+                step: step + 1,
+                message,
+            }
+        })?;
+        let value = match outcome {
             BridgeOutcome::Applied(v) => v,
             BridgeOutcome::NonFinite(v) => return Err(non_finite(v)),
         };
-        opt.step(lr);
+        opt.step(lr_at(step));
         losses.push(value);
-        images += batch.len();
+        images += batch.indices.len();
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -285,5 +337,6 @@ fn run_epoch(
         img_per_s: images as f64 / seconds.max(1e-9),
         retrieval: None,
         eval_seconds: 0.0,
+        skipped_images: skipped,
     })
 }

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use embedrank_torch::config::{Arch, DatasetKind};
+use serde::de::value::StrDeserializer;
+use serde::de::DeserializeOwned;
 
 /// `[loss] kind`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -29,6 +32,8 @@ pub enum TrainSampler {
     MPerClass,
     /// FAPPY's batches: classes shuffled, at most m images per class.
     LabelShuffle,
+    /// FastAP's batches: half from each of two super-categories, every pair in turn.
+    SuperPairs,
 }
 
 /// `[optim] kind`.
@@ -75,13 +80,43 @@ pub struct TrainArgs {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// [data] path: directory of the dataset's files.
+    /// [data] dataset: fashion-mnist, sop, inshop, vehicleid, cub, cars or csv.
+    #[arg(long, value_parser = kebab::<DatasetKind>, help_heading = "Data")]
+    pub dataset: Option<DatasetKind>,
+    /// [data] path: the dataset's root folder as it ships (csv: the CSV file).
     #[arg(long, value_name = "DIR", help_heading = "Data")]
     pub data: Option<PathBuf>,
+    /// [data] train_split: the split trained on.
+    #[arg(long, value_name = "NAME", help_heading = "Data")]
+    pub train_split: Option<String>,
+    /// [data] protocol: the evaluation protocol after epochs (default: the dataset's first).
+    #[arg(long, value_name = "NAME", help_heading = "Data")]
+    pub protocol: Option<String>,
+    /// [data] image_size: side of the crop fed to the network (image datasets).
+    #[arg(long, help_heading = "Data")]
+    pub image_size: Option<u32>,
+    /// [data] resize: shorter side before the test-time centre crop.
+    #[arg(long, help_heading = "Data")]
+    pub resize: Option<u32>,
+    /// [data] workers: image-decoding threads (0 = one per core).
+    #[arg(long, help_heading = "Data")]
+    pub workers: Option<usize>,
+    /// [data] strict: stop at an undecodable image instead of skipping it with a warning.
+    #[arg(long, help_heading = "Data")]
+    pub strict: bool,
 
+    /// [model] arch: small-cnn, resnet18 or resnet50.
+    #[arg(long, value_parser = kebab::<Arch>, help_heading = "Model")]
+    pub arch: Option<Arch>,
     /// [model] dim: embedding dimension.
     #[arg(long, help_heading = "Model")]
     pub dim: Option<usize>,
+    /// [model] weights: pretrained backbone (torchvision names; .safetensors or .pth).
+    #[arg(long, value_name = "FILE", help_heading = "Model")]
+    pub weights: Option<PathBuf>,
+    /// [model] frozen_bn: batch-norm in inference mode, its parameters fixed.
+    #[arg(long, help_heading = "Model")]
+    pub frozen_bn: bool,
 
     /// [loss] kind.
     #[arg(long, value_enum, help_heading = "Loss")]
@@ -102,6 +137,9 @@ pub struct TrainArgs {
     /// [sampler] m: images per class in a batch (the most per class for label-shuffle).
     #[arg(long, help_heading = "Sampler")]
     pub m: Option<usize>,
+    /// [sampler] batches_per_pair (super-pairs).
+    #[arg(long, help_heading = "Sampler")]
+    pub batches_per_pair: Option<usize>,
 
     /// [optim] kind.
     #[arg(long, value_enum, help_heading = "Optimiser")]
@@ -165,4 +203,12 @@ pub struct TrainArgs {
     /// [train] device: cpu, cuda or cuda:N.
     #[arg(long, help_heading = "Loop")]
     pub device: Option<String>,
+    /// [train] chunk: embed and back-propagate batches in chunks of this many images (0 = whole).
+    #[arg(long, help_heading = "Loop")]
+    pub chunk: Option<usize>,
+}
+
+/// Parses a config enum from its TOML (kebab-case) name.
+pub fn kebab<T: DeserializeOwned>(s: &str) -> Result<T, String> {
+    T::deserialize(StrDeserializer::<serde::de::value::Error>::new(s)).map_err(|e| e.to_string())
 }

@@ -112,12 +112,18 @@ fn to_json(r: &EvalReport) -> Value {
     Value::Object(o)
 }
 
-fn print_table(out: &mut impl Write, args: &EvalArgs, nq: usize, r: &EvalReport) -> std::io::Result<()> {
+fn print_table(
+    out: &mut impl Write,
+    args: &EvalArgs,
+    embeddings: &Path,
+    nq: usize,
+    r: &EvalReport,
+) -> std::io::Result<()> {
     let against = match &args.ref_embeddings {
         Some(p) => format!("against {}", p.display()),
         None => "against themselves (each query's own index excluded)".to_string(),
     };
-    writeln!(out, "{nq} queries from {} {against}", args.embeddings.display())?;
+    writeln!(out, "{nq} queries from {} {against}", embeddings.display())?;
     writeln!(
         out,
         "embeddings L2-normalised on load; ranked by cosine similarity, ties to the lower index"
@@ -146,6 +152,12 @@ fn print_table(out: &mut impl Write, args: &EvalArgs, nq: usize, r: &EvalReport)
 
 /// Runs `embedrank eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    if args.checkpoint.is_some() {
+        return super::eval_model::run(args);
+    }
+    let (Some(embeddings), Some(labels)) = (&args.embeddings, &args.labels) else {
+        bail!("give --embeddings and --labels (.npy files), or --checkpoint RUN_DIR");
+    };
     let cfg = EvalConfig {
         metrics: parse_metrics(&args.metrics)?,
         k: parse_k(&args.k)?,
@@ -160,14 +172,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if cfg.recall_at.contains(&0) {
         bail!("--recall-at values must be at least 1");
     }
-    let query = load(&args.embeddings, &args.labels)?;
+    let query = load(embeddings, labels)?;
     let reference = match (&args.ref_embeddings, &args.ref_labels) {
         (Some(e), Some(l)) => {
             let r = load(e, l)?;
             if r.dim != query.dim {
                 bail!(
                     "{} has dimension {} but {} has dimension {}",
-                    args.embeddings.display(),
+                    embeddings.display(),
                     query.dim,
                     e.display(),
                     r.dim
@@ -184,7 +196,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         &cfg,
         &Bar::default(),
     )
-    .with_context(|| format!("evaluating {}", args.embeddings.display()))?;
+    .with_context(|| format!("evaluating {}", embeddings.display()))?;
     if let Some(path) = &args.clusters_out {
         if report.clusters.is_empty() {
             bail!("--clusters-out needs the nmi or ami metric (they run the k-means)");
@@ -198,6 +210,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
-    print_table(&mut stdout, args, query.labels.len(), &report)?;
+    print_table(&mut stdout, args, embeddings, query.labels.len(), &report)?;
     Ok(())
 }

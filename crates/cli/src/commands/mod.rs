@@ -1,7 +1,10 @@
 //! One module per subcommand; each is a thin layer over the libraries.
 
+mod embed;
 mod eval;
+mod eval_model;
 mod loss;
+mod model_data;
 mod report;
 mod train;
 
@@ -14,5 +17,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Loss(args) => loss::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Embed(args) => embed::run(&args),
     }
 }

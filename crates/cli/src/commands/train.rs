@@ -10,6 +10,7 @@ use embedrank_torch::{run_dir, EpochRecord, Observer, RunInfo, RunOptions, Train
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
+use crate::progress::Console;
 
 /// Runs `embedrank train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -23,7 +24,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("training into {}", cfg.train.out_dir.display()))?;
     let mut out = std::io::stdout().lock();
     let r = &summary.results;
-    writeln!(out, "\nTest split vs itself (self excluded) after epoch {}:", r.epochs)?;
+    let protocol = if cfg.data.protocol.is_empty() {
+        "the dataset's default protocol".to_string()
+    } else {
+        format!("protocol {}", cfg.data.protocol)
+    };
+    writeln!(out, "\nRetrieval under {protocol} after epoch {}:", r.epochs)?;
     writeln!(out, "  {:<14} {:>8}", "metric", "value")?;
     if let Some(m) = &r.retrieval {
         let mut ks: Vec<(usize, f64)> = m
@@ -75,8 +81,20 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
             *dst = v.clone();
         }
     }
+    set(&mut cfg.data.dataset, &a.dataset);
     set(&mut cfg.data.path, &a.data);
+    set(&mut cfg.data.train_split, &a.train_split);
+    set(&mut cfg.data.protocol, &a.protocol);
+    set(&mut cfg.data.image_size, &a.image_size);
+    set(&mut cfg.data.resize, &a.resize);
+    set(&mut cfg.data.workers, &a.workers);
+    cfg.data.strict |= a.strict;
+    set(&mut cfg.model.arch, &a.arch);
     set(&mut cfg.model.dim, &a.dim);
+    if a.weights.is_some() {
+        cfg.model.weights = a.weights.clone();
+    }
+    cfg.model.frozen_bn |= a.frozen_bn;
     if let Some(l) = a.loss {
         cfg.loss.kind = match l {
             TrainLoss::Fastap => LossKind::Fastap,
@@ -95,9 +113,11 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
         cfg.sampler.kind = match s {
             TrainSampler::MPerClass => SamplerKind::MPerClass,
             TrainSampler::LabelShuffle => SamplerKind::LabelShuffle,
+            TrainSampler::SuperPairs => SamplerKind::SuperPairs,
         };
     }
     set(&mut cfg.sampler.m, &a.m);
+    set(&mut cfg.sampler.batches_per_pair, &a.batches_per_pair);
     if let Some(o) = a.optim {
         cfg.optim.kind = match o {
             TrainOptim::Adam => OptimKind::Adam,
@@ -130,6 +150,7 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
     set(&mut cfg.train.eval_batch_size, &a.eval_batch_size);
     set(&mut cfg.train.out_dir, &a.out);
     set(&mut cfg.train.device, &a.device);
+    set(&mut cfg.train.chunk, &a.chunk);
 }
 
 /// Progress bars (stderr, hidden when it is not a terminal) and one log line per epoch.
@@ -137,6 +158,7 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
 struct Bars {
     bar: Option<ProgressBar>,
     epochs: usize,
+    console: Console,
 }
 
 impl Observer for Bars {
@@ -177,9 +199,24 @@ impl Observer for Bars {
     }
 
     fn evaluating(&mut self, _epoch: usize) {
-        if let Some(bar) = &self.bar {
-            bar.set_message("evaluating on the test split…");
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
+    }
+
+    fn embedding(&mut self, split: &str, done: usize, total: usize) {
+        self.console.embedding(split, done, total);
+    }
+
+    fn skipped(&mut self, reason: &str) {
+        match &self.bar {
+            Some(bar) => self.console.warn_skipped(reason, |m| bar.println(m)),
+            None => self.console.warn_skipped(reason, |m| eprintln!("{m}")),
+        }
+    }
+
+    fn message(&mut self, text: &str) {
+        eprintln!("{text}");
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
@@ -196,8 +233,12 @@ impl Observer for Bars {
                 )
             })
             .unwrap_or_default();
+        let skipped = match r.skipped_images {
+            0 => String::new(),
+            n => format!("; {n} unreadable images skipped"),
+        };
         eprintln!(
-            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s{metrics}",
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s{metrics}{skipped}",
             r.epoch, self.epochs, r.loss, r.lr, r.img_per_s, r.train_seconds
         );
     }

@@ -99,8 +99,13 @@ pub enum Transform {
 impl Transform {
     /// The FastAP paper's training transform: crop 224, scale 0.16–1, ratio 3/4–4/3, flip.
     pub fn paper_train() -> Self {
+        Self::paper_train_at(224)
+    }
+
+    /// The papers' training transform with output side `size` (scale 0.16–1, ratio 3/4–4/3, flip).
+    pub fn paper_train_at(size: u32) -> Self {
         Transform::Train {
-            size: 224,
+            size,
             scale: (0.16, 1.0),
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             flip: true,

@@ -123,21 +123,20 @@ impl NamedTensor {
 /// Reads a weight file, choosing the format by its content (zip → `torch.save`, else safetensors;
 /// a bare pickle is the legacy `torch.save` format, refused with an explanation).
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
-    let mut magic = [0u8; 4];
-    let n = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|source| WeightsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        f.read(&mut magic).map_err(|source| WeightsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let io_err = |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    if n == 4 && magic == *b"PK\x03\x04" {
+    // A safetensors file starts with its header's length (u64, little-endian), then `{`.
+    let mut head = Vec::with_capacity(9);
+    {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(io_err)?;
+        f.take(9).read_to_end(&mut head).map_err(io_err)?;
+    }
+    if head.starts_with(b"PK\x03\x04") {
         pth::load(path)
-    } else if n >= 1 && magic[0] == 0x80 {
+    } else if head.first() == Some(&0x80) && head.get(8) != Some(&b'{') {
         Err(WeightsError::Format {
             path: path.to_path_buf(),
             reason: pth::LEGACY.into(),

@@ -5,9 +5,13 @@
 
 mod head;
 mod init;
+mod load;
+mod resnet;
 mod small_cnn;
 
 pub use head::EmbeddingHead;
+pub use load::{load_pretrained, LoadReport};
+pub use resnet::{ResNet, ResNetDepth};
 pub use small_cnn::SmallCnn;
 
 use tch::nn::{ModuleT, VarStore};
@@ -18,13 +22,38 @@ use crate::config::{Arch, ModelConfig};
 /// Prefix of the embedding head's variables in the var store.
 pub const HEAD_PREFIX: &str = "head.";
 
+/// The network before the embedding head.
+#[derive(Debug)]
+enum Backbone {
+    Small(SmallCnn),
+    ResNet(ResNet),
+}
+
+impl Backbone {
+    fn out_features(&self) -> i64 {
+        match self {
+            Backbone::Small(b) => b.out_features(),
+            Backbone::ResNet(b) => b.out_features(),
+        }
+    }
+
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Backbone::Small(b) => b.forward_t(xs, train),
+            Backbone::ResNet(b) => b.forward_t(xs, train),
+        }
+    }
+}
+
 /// A backbone followed by the embedding head: images in, L2-normalised embeddings out.
 #[derive(Debug)]
 pub struct EmbeddingNet {
-    backbone: SmallCnn,
+    backbone: Backbone,
     head: EmbeddingHead,
     dim: usize,
     channels_last: bool,
+    frozen_bn: bool,
+    buffers: Vec<Tensor>,
 }
 
 /// The same `N×C×H×W` tensor stored channels-last (NHWC strides), the layout in which oneDNN's
@@ -33,22 +62,35 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
+/// Whether a var-store name is a batch-norm variable (`…bn….*` or ResNet's `…downsample.1.*`).
+pub fn is_batch_norm(name: &str) -> bool {
+    let module = name.rsplit_once('.').map_or("", |(m, _)| m);
+    let last = module.rsplit('.').next().unwrap_or("");
+    last.starts_with("bn") || module.ends_with("downsample.1")
+}
+
 impl EmbeddingNet {
     /// Builds the network of `cfg` for `channels`-channel images, its variables created in `vs`
-    /// (under `backbone.` and `head.`); with `cfg.channels_last` the 4-D weights are stored NHWC.
+    /// (under `backbone.` and `head.`); with `cfg.channels_last` the 4-D weights are stored NHWC;
+    /// with `cfg.frozen_bn` batch-norm weights and biases are not trainable.
     pub fn new(vs: &VarStore, cfg: &ModelConfig, channels: i64) -> Self {
         let root = vs.root();
+        let path = &root / "backbone";
         let backbone = match cfg.arch {
-            Arch::SmallCnn => SmallCnn::new(&(&root / "backbone"), channels),
+            Arch::SmallCnn => Backbone::Small(SmallCnn::new(&path, channels)),
+            Arch::Resnet18 => Backbone::ResNet(ResNet::new(&path, ResNetDepth::R18)),
+            Arch::Resnet50 => Backbone::ResNet(ResNet::new(&path, ResNetDepth::R50)),
         };
         let head = EmbeddingHead::new(&(&root / "head"), backbone.out_features(), cfg.dim as i64);
-        if cfg.channels_last {
-            let _guard = tch::no_grad_guard();
-            for (_, mut var) in vs.variables() {
-                if var.dim() == 4 {
-                    let nhwc = channels_last(&var);
-                    var.set_data(&nhwc);
-                }
+        let buffers = vs.variables().into_values().filter(|t| !t.requires_grad()).collect();
+        let _guard = tch::no_grad_guard();
+        for (name, mut var) in vs.variables() {
+            if cfg.channels_last && var.dim() == 4 {
+                let nhwc = channels_last(&var);
+                var.set_data(&nhwc);
+            }
+            if cfg.frozen_bn && is_batch_norm(&name) && var.requires_grad() {
+                let _ = var.set_requires_grad(false);
             }
         }
         Self {
@@ -56,6 +98,8 @@ impl EmbeddingNet {
             head,
             dim: cfg.dim,
             channels_last: cfg.channels_last,
+            frozen_bn: cfg.frozen_bn,
+            buffers,
         }
     }
 
@@ -64,12 +108,19 @@ impl EmbeddingNet {
         self.dim
     }
 
-    /// `N×C×H×W` images → `N×dim` L2-normalised embeddings (`train` selects batch-norm's mode).
+    /// The non-trainable state (batch-norm running statistics), shared with the var store.
+    pub fn buffers(&self) -> Vec<Tensor> {
+        self.buffers.iter().map(|t| t.shallow_clone()).collect()
+    }
+
+    /// `N×C×H×W` images → `N×dim` L2-normalised embeddings (`train` selects batch-norm's mode;
+    /// frozen batch-norm always runs in inference mode).
     pub fn forward(&self, images: &Tensor, train: bool) -> Tensor {
+        let bn_train = train && !self.frozen_bn;
         let features = if self.channels_last {
-            self.backbone.forward_t(&channels_last(images), train)
+            self.backbone.forward_t(&channels_last(images), bn_train)
         } else {
-            self.backbone.forward_t(images, train)
+            self.backbone.forward_t(images, bn_train)
         };
         self.head.forward_t(&features, train)
     }

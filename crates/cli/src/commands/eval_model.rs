@@ -1,0 +1,115 @@
+//! `embedrank eval --checkpoint RUN_DIR`: a trained network on a dataset's paper protocols.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+use embedrank_data::dataset::Protocol;
+use embedrank_torch::evaluate::{self, Pairing};
+use embedrank_torch::record::Retrieval;
+use serde_json::{json, Map, Value};
+
+use super::model_data::{self, Session};
+use crate::args::EvalArgs;
+use crate::progress::Console;
+
+/// Runs `embedrank eval --checkpoint`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let Some(run_dir) = &args.checkpoint else {
+        bail!("--checkpoint RUN_DIR is required here");
+    };
+    let s = model_data::open(run_dir, &args.data)?;
+    let protocols: Vec<Protocol> = match &args.protocol {
+        Some(name) => vec![s.data.protocol(name)?.clone()],
+        None => s.data.protocols.clone(),
+    };
+    let mut console = Console::default();
+    let mut results = Map::new();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} (epoch {}) on {:?} at {}",
+        run_dir.display(),
+        s.model.epoch,
+        s.data_cfg.dataset,
+        s.data_cfg.path.display()
+    )?;
+    for p in &protocols {
+        let r = score(&s, p, args.data.batch_size, &mut console)
+            .with_context(|| format!("evaluating protocol {}", p.name))?;
+        print_protocol(&mut out, &s, p, &r)?;
+        results.insert(p.name.clone(), protocol_json(&s, p, &r)?);
+    }
+    if console.skipped > 0 {
+        writeln!(out, "{} images could not be read and were left out", console.skipped)?;
+    }
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "checkpoint": run_dir,
+            "epoch": s.model.epoch,
+            "dataset": s.data_cfg.dataset,
+            "data": s.data_cfg.path,
+            "skipped_images": console.skipped,
+            "protocols": results,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn score(s: &Session, p: &Protocol, batch: usize, console: &mut Console) -> anyhow::Result<Retrieval> {
+    Ok(evaluate::protocol_retrieval(
+        &s.model.net,
+        &s.data,
+        p,
+        &s.data_cfg,
+        batch,
+        s.device,
+        console,
+    )?)
+}
+
+fn describe(s: &Session, p: &Protocol) -> anyhow::Result<String> {
+    let q = s.data.split(&p.query)?.len();
+    Ok(match evaluate::pairing(&s.data, p)? {
+        Pairing::SelfSearch => format!("{} ({q} images) against itself, self excluded", p.query),
+        Pairing::Separate => format!(
+            "{} ({q} queries) against {} ({} images)",
+            p.query,
+            p.reference,
+            s.data.split(&p.reference)?.len()
+        ),
+    })
+}
+
+fn recalls(r: &Retrieval) -> Vec<(usize, f64)> {
+    let mut ks: Vec<(usize, f64)> = r
+        .recall_at_k
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+        .collect();
+    ks.sort_unstable_by_key(|(k, _)| *k);
+    ks
+}
+
+fn print_protocol(out: &mut impl Write, s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<()> {
+    writeln!(out, "\nprotocol {}: {}", p.name, describe(s, p)?)?;
+    for (k, v) in recalls(r) {
+        writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
+    }
+    writeln!(out, "  {:<14} {:>8.4}", "MAP@R", r.mean_average_precision_at_r)?;
+    writeln!(out, "  {:<14} {:>8.4}", "R-precision", r.r_precision)?;
+    Ok(())
+}
+
+fn protocol_json(s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<Value> {
+    Ok(json!({
+        "query": p.query,
+        "reference": p.reference,
+        "self_excluded": evaluate::pairing(&s.data, p)? == Pairing::SelfSearch,
+        "recall_at_k": recalls(r).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+        "precision_at_1": r.precision_at_1,
+        "r_precision": r.r_precision,
+        "mean_average_precision_at_r": r.mean_average_precision_at_r,
+    }))
+}
