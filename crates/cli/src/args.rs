@@ -138,15 +138,6 @@ pub struct EvalArgs {
     /// Query labels, a length-N .npy file of any integer dtype.
     #[arg(long, value_name = "QL.npy", requires = "embeddings")]
     pub labels: Option<PathBuf>,
-    /// Evaluate a training run's network on a dataset's paper protocols instead of .npy files.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["embeddings", "ref_embeddings"], help_heading = "Trained network")]
-    pub checkpoint: Option<PathBuf>,
-    /// With --checkpoint: only this protocol (e.g. VehicleID small, medium, large).
-    #[arg(long, requires = "checkpoint", help_heading = "Trained network")]
-    pub protocol: Option<String>,
-    /// With --checkpoint: the dataset and how to read it.
-    #[command(flatten, next_help_heading = "Trained network")]
-    pub data: DataArgs,
     /// Reference embeddings (In-Shop style separate gallery); default: the query set itself.
     #[arg(long, value_name = "R.npy", requires = "ref_labels")]
     pub ref_embeddings: Option<PathBuf>,
@@ -175,10 +166,24 @@ pub struct EvalArgs {
     /// Lloyd iterations of that k-means (PML's faiss k-means uses 20).
     #[arg(long, default_value_t = 20)]
     pub kmeans_iters: usize,
+    /// Where the exact kNN runs: cpu (embedrank's own), cuda or cuda:N (a GPU through libtorch:
+    /// chunked matrix products + topk, same neighbours and tie rule), or torch-cpu (that GPU code
+    /// on libtorch's CPU, for testing). With .npy files only.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu", conflicts_with = "checkpoint")]
+    pub knn_device: String,
     /// kNN block size (rows per score tile).
     #[arg(long, default_value_t = 1024, hide = true)]
     pub block: usize,
     /// Compute the full self-similarity matrix instead of its upper triangle (for testing).
     #[arg(long, hide = true)]
     pub no_symmetry: bool,
+    /// Evaluate a training run's network on a dataset's paper protocols instead of .npy files.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["embeddings", "ref_embeddings"], help_heading = "Trained network")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: only this protocol (e.g. VehicleID small, medium, large).
+    #[arg(long, requires = "checkpoint", help_heading = "Trained network")]
+    pub protocol: Option<String>,
+    /// With --checkpoint: the dataset and how to read it.
+    #[command(flatten, next_help_heading = "Trained network")]
+    pub data: DataArgs,
 }

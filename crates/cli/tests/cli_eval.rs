@@ -152,3 +152,51 @@ fn rejects_bad_options() {
     let r = case.matrix("r.npy", &[1.0, 0.0], 1, 2);
     assert_fails(&eval(&q, &ql, &["--ref-embeddings", s(&r)]), &["--ref-labels"]);
 }
+
+#[test]
+fn knn_on_libtorch_gives_the_same_metrics_as_the_default() {
+    // Rows with one or four nonzero entries of ±1: normalised exactly (±1 or ±0.5), so every
+    // score is a multiple of 1/4 in any summation order, and exact ties are everywhere.
+    let (n, dim) = (90, 8);
+    let mut state = 12345u64;
+    let mut next = |m: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    let mut data = vec![0f32; n * dim];
+    for row in data.chunks_mut(dim) {
+        for _ in 0..if next(2) == 0 { 1 } else { 4 } {
+            row[next(dim as u64) as usize] = if next(2) == 0 { 1.0 } else { -1.0 };
+        }
+        if row.iter().all(|&v| v == 0.0) {
+            row[0] = 1.0;
+        }
+    }
+    let labels: Vec<i64> = (0..n).map(|_| next(6) as i64).collect();
+    let case = Case::new();
+    let q = case.matrix("q.npy", &data[..60 * dim], 60, dim);
+    let ql = case.labels("ql.npy", &labels[..60]);
+    let r = case.matrix("r.npy", &data[60 * dim..], n - 60, dim);
+    let rl = case.labels("rl.npy", &labels[60..]);
+    let metrics = |extra: &[&str], device: &str| {
+        let json = case.path(&format!("{device}.json"));
+        // The kNN metrics only: AMI varies in its last bits from run to run (parallel sums).
+        let knn_metrics = "precision_at_1,recall_at_k,r_precision,mean_average_precision_at_r,\
+mean_average_precision,mean_reciprocal_rank";
+        let mut args = vec!["--json", s(&json), "--k", "all", "--recall-at", "1,3,7,100"];
+        args.extend_from_slice(&["--metrics", knn_metrics]);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--knn-device", device]);
+        let out = eval(&q, &ql, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("timings");
+        v
+    };
+    for extra in [&[][..], &["--ref-embeddings", s(&r), "--ref-labels", s(&rl)][..]] {
+        assert_eq!(metrics(extra, "torch-cpu"), metrics(extra, "cpu"), "{extra:?}");
+    }
+    assert_fails(&eval(&q, &ql, &["--knn-device", "tpu"]), &["--knn-device must be"]);
+}

@@ -7,6 +7,9 @@
 //! set is searched against itself and each query's own index is excluded. A query whose label
 //! has no other instance in the reference set is "lone": it is left out of the kNN metrics and
 //! counted in [`EvalReport::num_excluded`], as PML does. `k` follows PML's `determine_k`.
+//!
+//! [`evaluate`] searches with the CPU kNN; [`evaluate_with`] takes any other search (e.g. one on a
+//! GPU) that returns the same [`Neighbours`], and computes the same metrics from them.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -220,7 +223,16 @@ pub enum EvalError {
     /// The kNN search refused the input.
     #[error(transparent)]
     Knn(#[from] KnnError),
+    /// A kNN search given to [`evaluate_with`] failed, or returned the wrong number of neighbours.
+    #[error("the kNN search failed: {0}")]
+    Search(String),
 }
+
+/// A kNN search for [`evaluate_with`]: `(queries, references, dim, k, progress)` to the `k` best
+/// references of every query (`references = None`: the queries themselves, each query's own index
+/// excluded), `k` clipped to the candidates, ranked by the tie rule of [`crate::topk`].
+pub type KnnSearch<'a> =
+    dyn Fn(&[f32], Option<&[f32]>, usize, usize, &dyn Progress) -> Result<Neighbours, EvalError> + 'a;
 
 /// L2-normalises each `dim`-long row of `x` in place; a non-finite or zero row is an error.
 pub fn normalise_rows(x: &mut [f32], dim: usize) -> Result<(), RowError> {
@@ -337,6 +349,22 @@ pub fn evaluate(
     cfg: &EvalConfig,
     progress: &dyn Progress,
 ) -> Result<EvalReport, EvalError> {
+    let cpu = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| match r {
+        None => Ok(knn_self(q, dim, k, &cfg.knn, p)?),
+        Some(r) => Ok(knn(q, r, dim, k, &cfg.knn, p)?),
+    };
+    evaluate_with(query, reference, dim, cfg, progress, &cpu)
+}
+
+/// [`evaluate`] with the kNN search `search` instead of the CPU one (`cfg.knn` is not used).
+pub fn evaluate_with(
+    query: LabelledSet,
+    reference: Option<LabelledSet>,
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+    search: &KnnSearch,
+) -> Result<EvalReport, EvalError> {
     let nq = check_set("query set", &query, dim)?;
     if let Some(r) = &reference {
         check_set("reference set", r, dim)?;
@@ -387,18 +415,14 @@ pub fn evaluate(
         recall_at.dedup();
         report.k_searched = recall_at.last().copied().unwrap_or(0).max(report.k).min(candidates);
         let t = Instant::now();
-        let nb = if self_ref {
-            knn_self(query.embeddings, dim, report.k_searched, &cfg.knn, progress)?
-        } else {
-            knn(
-                query.embeddings,
-                refs.embeddings,
-                dim,
-                report.k_searched,
-                &cfg.knn,
-                progress,
-            )?
-        };
+        let r = (!self_ref).then_some(refs.embeddings);
+        let nb = search(query.embeddings, r, dim, report.k_searched, progress)?;
+        if (nb.rows, nb.k) != (nq, report.k_searched) {
+            return Err(EvalError::Search(format!(
+                "{} rows of {} neighbours, not {nq} of {}",
+                nb.rows, nb.k, report.k_searched
+            )));
+        }
         report.knn_seconds = t.elapsed().as_secs_f64();
         let sums = knn_sums(&nb, query.labels, refs.labels, &relevant, report.k, &recall_at);
         let mean = |x: f64| x / sums.count as f64;
@@ -512,6 +536,31 @@ mod tests {
         let rep = evaluate(q, Some(set(&e[4..], &[8, 9])), 2, &EvalConfig::default(), &NoProgress).unwrap();
         assert!(rep.precision_at_1.unwrap().is_nan());
         assert_eq!(rep.num_excluded, 2);
+    }
+
+    #[test]
+    fn evaluate_with_uses_the_given_search_and_checks_its_shape() {
+        let e = [1f32, 0.0, 0.0, 1.0, 0.6, 0.8, 0.8, 0.6];
+        let l = [1i64, 2, 1, 2];
+        let cfg = EvalConfig::default();
+        let want = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
+        let cpu = |q: &[f32], _: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
+            Ok(knn_self(q, dim, k, &KnnOptions::default(), p)?)
+        };
+        let got = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &cpu).unwrap();
+        assert_eq!(
+            (got.precision_at_1, got.nmi, got.k),
+            (want.precision_at_1, want.nmi, want.k)
+        );
+        let short = |q: &[f32], _: Option<&[f32]>, dim: usize, _: usize, p: &dyn Progress| {
+            Ok(knn_self(q, dim, 1, &KnnOptions::default(), p)?)
+        };
+        let cfg = EvalConfig {
+            k: KChoice::Fixed(2),
+            ..EvalConfig::default()
+        };
+        let err = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &short).unwrap_err();
+        assert!(matches!(err, EvalError::Search(_)), "{err}");
     }
 
     #[test]

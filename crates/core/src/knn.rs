@@ -76,6 +76,14 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
+    /// Neighbours found by another search (e.g. on a device): `rows × k` hits, row-major, each row
+    /// best first. Panics if the number of hits is not `rows × k`.
+    pub fn from_hits(rows: usize, k: usize, hits: impl IntoIterator<Item = Hit>) -> Neighbours {
+        let keys: Vec<u64> = hits.into_iter().map(Hit::key).collect();
+        assert_eq!(keys.len(), rows * k, "{rows} rows of {k} neighbours");
+        Neighbours { rows, k, keys }
+    }
+
     /// The neighbours of query `i`, best first.
     pub fn row(&self, i: usize) -> impl ExactSizeIterator<Item = Hit> + '_ {
         self.keys[i * self.k..(i + 1) * self.k]

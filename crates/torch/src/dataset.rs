@@ -102,7 +102,10 @@ impl RunData {
 /// Opens the dataset of `cfg`, reading and checking its list files (images are read later).
 pub fn open(cfg: &DataConfig) -> Result<RunData, TrainError> {
     let Some(format) = cfg.dataset.image_format() else {
-        return open_fashion_mnist(cfg);
+        return match cfg.dataset {
+            DatasetKind::Synthetic => Ok(open_synthetic(cfg)),
+            _ => open_fashion_mnist(cfg),
+        };
     };
     let ds = Dataset::open(format, &cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
     let splits = ds
@@ -143,13 +146,37 @@ fn open_fashion_mnist(cfg: &DataConfig) -> Result<RunData, TrainError> {
     };
     Ok(RunData {
         splits: vec![split("train", fm.train), split("test", fm.test)],
-        protocols: vec![fashion_mnist_protocol()],
+        protocols: vec![test_vs_test()],
         channels: cfg.dataset.channels(),
     })
 }
 
-/// Fashion-MNIST's evaluation: the test split against itself, self excluded, Recall@{1,2,4,8}.
-fn fashion_mnist_protocol() -> Protocol {
+/// Random `3 × image_size²` images: each class a fixed random pattern plus noise, so a network
+/// can learn something; generated from a fixed seed (the same on every machine and run).
+fn open_synthetic(cfg: &DataConfig) -> RunData {
+    let side = cfg.image_size as i64;
+    let opts = (Kind::Float, tch::Device::Cpu);
+    let split = |name: &str, first_class: i64, classes: i64, per: i64, seed: i64| {
+        tch::manual_seed(seed);
+        let patterns = Tensor::randn([classes, 1, 3, side, side], opts);
+        let noise = Tensor::randn([classes, per, 3, side, side], opts);
+        let images = (patterns + noise * 0.5).view([classes * per, 3, side, side]);
+        SplitData {
+            name: name.into(),
+            labels: (0..classes * per).map(|i| first_class + i / per).collect(),
+            super_labels: None,
+            images: Images::Memory(images),
+        }
+    };
+    RunData {
+        splits: vec![split("train", 0, 16, 64, 1001), split("test", 16, 8, 32, 1002)],
+        protocols: vec![test_vs_test()],
+        channels: cfg.dataset.channels(),
+    }
+}
+
+/// The test split against itself, self excluded, Recall@{1,2,4,8} (Fashion-MNIST, synthetic).
+fn test_vs_test() -> Protocol {
     Protocol {
         name: "test".into(),
         query: "test".into(),
@@ -183,14 +210,15 @@ pub struct ImageBatch {
 #[derive(Debug)]
 pub struct Feed<'a> {
     split: &'a SplitData,
-    source: Source<'a>,
+    source: Source,
     device: Device,
 }
 
 /// How a [`Feed`] gets pixels.
 #[derive(Debug)]
-enum Source<'a> {
-    Memory(&'a Tensor),
+enum Source {
+    /// The whole split, already on the device.
+    Memory(Tensor),
     Files(Loader),
 }
 
@@ -198,7 +226,7 @@ impl<'a> Feed<'a> {
     /// A feed over `split` with the transform of `mode`, its randomness from `seed`.
     pub fn new(split: &'a SplitData, cfg: &DataConfig, mode: Mode, seed: u64, device: Device) -> Self {
         let source = match &split.images {
-            Images::Memory(all) => Source::Memory(all),
+            Images::Memory(all) => Source::Memory(all.to_device(device)),
             Images::Files(paths) => {
                 let transform = match mode {
                     Mode::Train => Transform::paper_train_at(cfg.image_size),
@@ -250,7 +278,7 @@ impl<'a> Feed<'a> {
             })),
             Source::Memory(all) => Box::new(batches.into_iter().map(move |indices| {
                 let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-                let images = all.index_select(0, &Tensor::from_slice(&idx)).to_device(device);
+                let images = all.index_select(0, &Tensor::from_slice(&idx).to_device(device));
                 Ok(ImageBatch {
                     indices,
                     images,

@@ -2,16 +2,19 @@
 //!
 //! - [`config`]: the typed TOML configuration of a run;
 //! - [`net`]: the networks (small CNN backbone, linear + L2-norm embedding head);
+//! - [`amp`]: bfloat16 mixed precision (autocast) of the forward pass;
 //! - [`bridge`]: the analytic loss gradient of `embedrank-core` fed into autograd;
 //! - [`optim`]: Adam, AdamW, SGD with saveable state; [`schedule`]: learning-rate schedules;
 //! - [`train`]: the loop; [`checkpoint`]: atomic, resumable checkpoints; [`run_dir`]: the run's files;
 //! - [`dataset`]: the splits of a run as batches of tensors (in memory, or files through the loader);
 //! - [`step`]: one batch's forward and backward, whole or chunked;
-//! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back.
+//! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back;
+//! - [`knn_device`]: the exact kNN of evaluation as chunked matrix products + `topk` on a device (GPU).
 //!
 //! Sibling crates: `embedrank-core` (losses, samplers, metrics), `embedrank-data` (file formats),
 //! and the `embedrank` command line, which drives [`train::train`].
 
+pub mod amp;
 pub mod bridge;
 pub mod checkpoint;
 pub mod config;
@@ -21,6 +24,7 @@ pub mod error;
 pub mod evaluate;
 mod fsutil;
 pub mod inference;
+pub mod knn_device;
 pub mod net;
 pub mod observer;
 pub mod optim;

@@ -52,6 +52,9 @@ pub struct EpochRecord {
     /// Training images left out because they could not be read or decoded.
     #[serde(default)]
     pub skipped_images: usize,
+    /// Seconds spent in the loss (to the host, loss and gradient, back), summed over the epoch.
+    #[serde(default)]
+    pub loss_seconds: f64,
 }
 
 /// The final summary of a run (`results.json`).
@@ -103,6 +106,7 @@ mod tests {
             retrieval,
             eval_seconds: 0.1,
             skipped_images: 0,
+            loss_seconds: 0.01,
         }
     }
 

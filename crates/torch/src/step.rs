@@ -10,36 +10,74 @@
 //! it and put back after: the running statistics move once per chunk, as in the gradient pass.
 //! With frozen batch-norm (or in eval mode) chunked and whole batches give the same step.
 
+use std::time::Instant;
+
 use embedrank_core::Loss;
 use tch::{Kind, Tensor};
 
-use crate::bridge::{backward_loss, backward_with, loss_gradient, BridgeOutcome, LossGradient};
+use crate::amp::{autocast, Amp};
+use crate::bridge::{backward_with, loss_gradient, BridgeOutcome, LossGradient};
 use crate::net::EmbeddingNet;
 
+/// How a batch goes through the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepOptions {
+    /// Images per chunk (0 = the whole batch at once).
+    pub chunk: usize,
+    /// Precision of the forward pass.
+    pub amp: Amp,
+}
+
+/// What one batch's forward and backward did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    /// The loss, or why nothing was back-propagated.
+    pub outcome: BridgeOutcome,
+    /// Seconds spent on the loss: embeddings to the host, loss and gradient, gradient back
+    /// (the time the device waits for the loss).
+    pub loss_seconds: f64,
+}
+
 /// Forward + backward of one batch (`images`, one label each) through `net` in training mode,
-/// accumulating the loss's parameter gradients; `chunk` = 0 (or ≥ the batch) does it in one pass.
+/// accumulating the loss's parameter gradients.
 pub fn forward_backward(
     net: &EmbeddingNet,
     images: &Tensor,
     labels: &[i64],
     loss: &dyn Loss,
-    chunk: usize,
-) -> Result<BridgeOutcome, String> {
+    opts: StepOptions,
+) -> Result<StepOutput, String> {
     let n = images.size()[0];
+    let (amp, device) = (opts.amp, images.device());
+    let forward = |x: &Tensor| autocast(amp, device, || net.forward(x, true));
+    let timed = |emb: &Tensor| {
+        let t0 = Instant::now();
+        let g = loss_gradient(emb, labels, loss);
+        (g, t0.elapsed().as_secs_f64())
+    };
+    let chunk = opts.chunk;
     if chunk == 0 || chunk as i64 >= n {
-        let emb = net.forward(images, true);
+        let emb = forward(images);
         if !all_finite(&emb) {
-            return Ok(BridgeOutcome::NonFinite(f32::NAN));
+            return Ok(non_finite(0.0));
         }
-        return backward_loss(&emb, labels, loss);
+        let (g, loss_seconds) = timed(&emb);
+        let outcome = match g? {
+            LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
+            LossGradient::Finite(value, grad) => {
+                backward_with(&emb, &grad);
+                BridgeOutcome::Applied(value)
+            }
+        };
+        return Ok(StepOutput { outcome, loss_seconds });
     }
-    let spans: Vec<(i64, i64)> = (0..n).step_by(chunk).map(|s| (s, (chunk as i64).min(n - s))).collect();
+    let spans = chunk_spans(n, chunk as i64);
     let emb = {
         let _no_grad = tch::no_grad_guard();
         let saved: Vec<Tensor> = net.buffers().iter().map(|b| b.copy()).collect();
         let parts: Vec<Tensor> = spans
             .iter()
-            .map(|&(s, len)| net.forward(&images.narrow(0, s, len), true))
+            .map(|&(s, len)| forward(&images.narrow(0, s, len)))
             .collect();
         for (mut b, v) in net.buffers().into_iter().zip(&saved) {
             b.copy_(v);
@@ -47,20 +85,60 @@ pub fn forward_backward(
         Tensor::cat(&parts, 0)
     };
     if !all_finite(&emb) {
-        return Ok(BridgeOutcome::NonFinite(f32::NAN));
+        return Ok(non_finite(0.0));
     }
-    match loss_gradient(&emb, labels, loss)? {
-        LossGradient::NonFinite(v) => Ok(BridgeOutcome::NonFinite(v)),
+    let (g, loss_seconds) = timed(&emb);
+    let outcome = match g? {
+        LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
         LossGradient::Finite(value, grad) => {
             for &(s, len) in &spans {
-                let e = net.forward(&images.narrow(0, s, len), true);
+                let e = forward(&images.narrow(0, s, len));
                 backward_with(&e, &grad.narrow(0, s, len));
             }
-            Ok(BridgeOutcome::Applied(value))
+            BridgeOutcome::Applied(value)
+        }
+    };
+    Ok(StepOutput { outcome, loss_seconds })
+}
+
+fn non_finite(loss_seconds: f64) -> StepOutput {
+    StepOutput {
+        outcome: BridgeOutcome::NonFinite(f32::NAN),
+        loss_seconds,
+    }
+}
+
+/// `(start, len)` of the chunks of a batch of `n`: `chunk` rows each, except that a last chunk of a
+/// single image joins the one before (batch-norm in training mode needs two values per channel;
+/// one image at 1×1 resolution would make its running variance infinite).
+pub fn chunk_spans(n: i64, chunk: i64) -> Vec<(i64, i64)> {
+    let mut spans: Vec<(i64, i64)> = (0..n)
+        .step_by(chunk.max(1) as usize)
+        .map(|s| (s, chunk.min(n - s)))
+        .collect();
+    if spans.len() > 1 && spans[spans.len() - 1].1 == 1 {
+        let (_, last) = spans.pop().unwrap_or_default();
+        if let Some(prev) = spans.last_mut() {
+            prev.1 += last;
         }
     }
+    spans
 }
 
 fn all_finite(t: &Tensor) -> bool {
     t.isfinite().all().to_kind(Kind::Int64).int64_value(&[]) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_spans;
+
+    #[test]
+    fn spans_cover_the_batch_without_single_image_chunks() {
+        assert_eq!(chunk_spans(12, 5), [(0, 5), (5, 5), (10, 2)]);
+        assert_eq!(chunk_spans(11, 5), [(0, 5), (5, 6)]);
+        assert_eq!(chunk_spans(10, 5), [(0, 5), (5, 5)]);
+        assert_eq!(chunk_spans(4, 1), [(0, 1), (1, 1), (2, 2)]);
+        assert_eq!(chunk_spans(3, 8), [(0, 3)]);
+    }
 }

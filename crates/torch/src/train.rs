@@ -21,7 +21,7 @@ use crate::optim::Optimizer;
 use crate::record::{EpochRecord, RunResults};
 use crate::run_dir;
 use crate::schedule::learning_rate;
-use crate::step::forward_backward;
+use crate::step::{forward_backward, StepOptions};
 
 /// How a run treats its output directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,9 +70,9 @@ pub fn make_sampler(
         SamplerKind::SuperPairs => {
             let supers = super_labels.ok_or_else(|| {
                 TrainError::Sampler(format!(
-                    "the super-pairs sampler needs super-categories, and {:?} has none (SOP, In-Shop, \
+                    "the super-pairs sampler needs super-categories, and {} has none (SOP, In-Shop, \
                      VehicleID and CSV files with a category column have them)",
-                    cfg.data.dataset
+                    cfg.data.dataset.name()
                 ))
             })?;
             let pairs = cfg.sampler.batches_per_pair;
@@ -147,6 +147,9 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
         tch::set_num_threads(cfg.train.threads as i32);
     }
     let threads = tch::get_num_threads().max(1) as usize;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(cfg.train.cudnn_benchmark);
+    }
 
     let data = dataset::open(&cfg.data)?;
     let train_split = data.split(&cfg.data.train_split)?;
@@ -286,7 +289,11 @@ fn run_epoch(
     let split: &SplitData = feed.split();
     let start = Instant::now();
     let mut losses = Vec::with_capacity(batches.len());
-    let (mut images, mut skipped) = (0usize, 0usize);
+    let (mut images, mut skipped, mut loss_seconds) = (0usize, 0usize, 0.0f64);
+    let step_opts = StepOptions {
+        chunk: cfg.train.chunk,
+        amp: cfg.train.amp,
+    };
     for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
         let step = first_step + i;
@@ -305,14 +312,14 @@ fn run_epoch(
             last_good: ctx.last_good,
         };
         opt.zero_grad();
-        let outcome = forward_backward(net, &batch.images, &labels, loss, cfg.train.chunk).map_err(|message| {
-            TrainError::Loss {
+        let out =
+            forward_backward(net, &batch.images, &labels, loss, step_opts).map_err(|message| TrainError::Loss {
                 epoch: ctx.epoch,
                 step: step + 1,
                 message,
-            }
-        })?;
-        let value = match outcome {
+            })?;
+        loss_seconds += out.loss_seconds;
+        let value = match out.outcome {
             BridgeOutcome::Applied(v) => v,
             BridgeOutcome::NonFinite(v) => return Err(non_finite(v)),
         };
@@ -338,5 +345,6 @@ fn run_epoch(
         retrieval: None,
         eval_seconds: 0.0,
         skipped_images: skipped,
+        loss_seconds,
     })
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use embedrank_torch::config::{Arch, DatasetKind};
+use embedrank_torch::config::{Amp, Arch, DatasetKind};
 use serde::de::value::StrDeserializer;
 use serde::de::DeserializeOwned;
 
@@ -206,6 +206,12 @@ pub struct TrainArgs {
     /// [train] chunk: embed and back-propagate batches in chunks of this many images (0 = whole).
     #[arg(long, help_heading = "Loop")]
     pub chunk: Option<usize>,
+    /// [train] amp: forward-pass precision, none (float32) or bf16 (autocast; float32 weights).
+    #[arg(long, value_parser = kebab::<Amp>, help_heading = "Loop")]
+    pub amp: Option<Amp>,
+    /// [train] cudnn_benchmark = false: don't let cuDNN pick convolution algorithms by timing.
+    #[arg(long, help_heading = "Loop")]
+    pub no_cudnn_benchmark: bool,
 }
 
 /// Parses a config enum from its TOML (kebab-case) name.

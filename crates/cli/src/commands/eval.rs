@@ -4,9 +4,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use embedrank_core::eval::{evaluate, normalise_rows, EvalConfig, EvalReport, KChoice, LabelledSet, Metric};
+use embedrank_core::eval::{
+    evaluate, evaluate_with, normalise_rows, EvalConfig, EvalError, EvalReport, KChoice, LabelledSet, Metric,
+};
 use embedrank_core::knn::KnnOptions;
+use embedrank_core::progress::Progress;
 use embedrank_data::npy;
+use embedrank_torch::knn_device::{knn_on_device_progress, DeviceKnnOptions};
+use embedrank_torch::tch::Device;
 use serde_json::{json, Map, Value};
 
 use crate::args::EvalArgs;
@@ -81,6 +86,16 @@ fn parse_metrics(names: &[String]) -> anyhow::Result<Vec<Metric>> {
         }
     }
     Ok(out)
+}
+
+/// The libtorch device of `--knn-device`, or `None` for embedrank's own CPU kNN.
+fn knn_device(name: &str) -> anyhow::Result<Option<Device>> {
+    match name {
+        "cpu" => Ok(None),
+        "torch-cpu" => Ok(Some(Device::Cpu)),
+        n if n == "cuda" || n.starts_with("cuda:") => Ok(Some(embedrank_torch::train::parse_device(n)?)),
+        n => bail!("--knn-device must be cpu, cuda, cuda:N or torch-cpu, not {n:?}"),
+    }
 }
 
 /// The metrics as the JSON object of the issue (NaN becomes null).
@@ -172,6 +187,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if cfg.recall_at.contains(&0) {
         bail!("--recall-at values must be at least 1");
     }
+    let device = knn_device(&args.knn_device)?;
     let query = load(embeddings, labels)?;
     let reference = match (&args.ref_embeddings, &args.ref_labels) {
         (Some(e), Some(l)) => {
@@ -189,13 +205,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let report = evaluate(
-        query.view(),
-        reference.as_ref().map(Set::view),
-        query.dim,
-        &cfg,
-        &Bar::default(),
-    )
+    let (q, r, bar) = (query.view(), reference.as_ref().map(Set::view), Bar::default());
+    let report = match device {
+        None => evaluate(q, r, query.dim, &cfg, &bar),
+        Some(d) => {
+            let search = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
+                knn_on_device_progress(q, r, dim, k, d, &DeviceKnnOptions::default(), p).map_err(EvalError::Search)
+            };
+            evaluate_with(q, r, query.dim, &cfg, &bar, &search)
+        }
+    }
     .with_context(|| format!("evaluating {}", embeddings.display()))?;
     if let Some(path) = &args.clusters_out {
         if report.clusters.is_empty() {

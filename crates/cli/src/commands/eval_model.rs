@@ -27,10 +27,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} (epoch {}) on {:?} at {}",
+        "{} (epoch {}) on {} at {}",
         run_dir.display(),
         s.model.epoch,
-        s.data_cfg.dataset,
+        s.data_cfg.dataset.name(),
         s.data_cfg.path.display()
     )?;
     for p in &protocols {

@@ -35,9 +35,10 @@ pub fn open(run_dir: &Path, args: &DataArgs) -> anyhow::Result<Session> {
     if let Some(d) = args.dataset {
         if d.channels() != data_cfg.dataset.channels() {
             anyhow::bail!(
-                "the run was trained on {}-channel images ({:?}); {d:?} has {}",
+                "the run was trained on {}-channel images ({}); {} has {}",
                 data_cfg.dataset.channels(),
-                data_cfg.dataset,
+                data_cfg.dataset.name(),
+                d.name(),
                 d.channels()
             );
         }

@@ -151,6 +151,10 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
     set(&mut cfg.train.out_dir, &a.out);
     set(&mut cfg.train.device, &a.device);
     set(&mut cfg.train.chunk, &a.chunk);
+    set(&mut cfg.train.amp, &a.amp);
+    if a.no_cudnn_benchmark {
+        cfg.train.cudnn_benchmark = false;
+    }
 }
 
 /// Progress bars (stderr, hidden when it is not a terminal) and one log line per epoch.
@@ -210,8 +214,8 @@ impl Observer for Bars {
 
     fn skipped(&mut self, reason: &str) {
         match &self.bar {
-            Some(bar) => self.console.warn_skipped(reason, |m| bar.println(m)),
-            None => self.console.warn_skipped(reason, |m| eprintln!("{m}")),
+            Some(bar) if !bar.is_hidden() => self.console.warn_skipped(reason, |m| bar.println(m)),
+            _ => self.console.warn_skipped(reason, |m| eprintln!("{m}")),
         }
     }
 
@@ -237,9 +241,16 @@ impl Observer for Bars {
             0 => String::new(),
             n => format!("; {n} unreadable images skipped"),
         };
+        let steps = r.batch_losses.len().max(1) as f64;
         eprintln!(
-            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s{metrics}{skipped}",
-            r.epoch, self.epochs, r.loss, r.lr, r.img_per_s, r.train_seconds
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s (loss {:.2} ms/step){metrics}{skipped}",
+            r.epoch,
+            self.epochs,
+            r.loss,
+            r.lr,
+            r.img_per_s,
+            r.train_seconds,
+            1e3 * r.loss_seconds / steps
         );
     }
 }

@@ -28,7 +28,8 @@ impl EmbeddingHead {
 
 impl ModuleT for EmbeddingHead {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let z = self.linear.forward(xs);
+        // float32 even under autocast: the loss and the retrieval metrics work on f32.
+        let z = self.linear.forward(xs).to_kind(tch::Kind::Float);
         let norm = z
             .linalg_norm(2.0, [1i64].as_slice(), true, None::<tch::Kind>)
             .clamp_min(1e-12);

@@ -26,7 +26,7 @@ pub const HEAD_PREFIX: &str = "head.";
 #[derive(Debug)]
 enum Backbone {
     Small(SmallCnn),
-    ResNet(ResNet),
+    ResNet(Box<ResNet>),
 }
 
 impl Backbone {
@@ -78,8 +78,8 @@ impl EmbeddingNet {
         let path = &root / "backbone";
         let backbone = match cfg.arch {
             Arch::SmallCnn => Backbone::Small(SmallCnn::new(&path, channels)),
-            Arch::Resnet18 => Backbone::ResNet(ResNet::new(&path, ResNetDepth::R18)),
-            Arch::Resnet50 => Backbone::ResNet(ResNet::new(&path, ResNetDepth::R50)),
+            Arch::Resnet18 => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R18))),
+            Arch::Resnet50 => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R50))),
         };
         let head = EmbeddingHead::new(&(&root / "head"), backbone.out_features(), cfg.dim as i64);
         let buffers = vs.variables().into_values().filter(|t| !t.requires_grad()).collect();
