@@ -180,3 +180,56 @@ pub fn retrieval_metrics(
             .ok_or_else(|| missing("mean_average_precision_at_r"))?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::dataset::Images;
+
+    fn split(name: &str, files: &[&str]) -> SplitData {
+        SplitData {
+            name: name.into(),
+            labels: vec![0; files.len()],
+            super_labels: None,
+            images: Images::Files(files.iter().map(PathBuf::from).collect()),
+        }
+    }
+
+    fn protocol(query: &str, reference: &str, exclude_self: bool) -> Protocol {
+        Protocol {
+            name: "p".into(),
+            query: query.into(),
+            reference: reference.into(),
+            exclude_self,
+            recall_at: vec![1],
+        }
+    }
+
+    #[test]
+    fn pairing_follows_the_splits_contents() {
+        let data = RunData {
+            splits: vec![
+                split("test", &["a", "b"]),
+                split("query", &["a", "b"]),
+                split("gallery", &["a", "b"]),
+                split("other", &["c", "d"]),
+                split("partial", &["b", "c"]),
+            ],
+            protocols: Vec::new(),
+            channels: 3,
+        };
+        let pair = |q, r, x| pairing(&data, &protocol(q, r, x));
+        assert_eq!(pair("test", "test", true).unwrap(), Pairing::SelfSearch);
+        assert_eq!(pair("query", "gallery", true).unwrap(), Pairing::SelfSearch);
+        assert_eq!(pair("query", "gallery", false).unwrap(), Pairing::Separate);
+        assert_eq!(pair("query", "other", true).unwrap(), Pairing::Separate);
+        let err = pair("query", "partial", true).unwrap_err().to_string();
+        assert!(err.contains("share some images (e.g. b)"), "{err}");
+        assert!(pair("query", "nope", true)
+            .unwrap_err()
+            .to_string()
+            .contains("no split \"nope\""));
+    }
+}
