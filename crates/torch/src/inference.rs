@@ -27,9 +27,10 @@ pub struct TrainedModel {
 pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedModel, TrainError> {
     let loaded = checkpoint::load_latest(run_dir)?;
     let config = loaded.state.config.clone();
-    let mut vs = VarStore::new(device);
+    let mut vs = VarStore::new(Device::Cpu);
     let net = EmbeddingNet::new(&vs, &config.model, config.data.dataset.channels());
     checkpoint::restore_model(&mut vs, &loaded)?;
+    vs.set_device(device);
     Ok(TrainedModel {
         net,
         config,

@@ -21,6 +21,17 @@ pub struct Retrieval {
 }
 
 impl Retrieval {
+    /// Every (K, Recall@K), K ascending.
+    pub fn recalls(&self) -> Vec<(usize, f64)> {
+        let mut ks: Vec<(usize, f64)> = self
+            .recall_at_k
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+            .collect();
+        ks.sort_unstable_by_key(|(k, _)| *k);
+        ks
+    }
+
     /// Recall@`k`, if computed.
     pub fn recall(&self, k: usize) -> Option<f64> {
         self.recall_at_k.get(&k.to_string()).copied()

@@ -55,24 +55,15 @@ pub fn forward_backward(
         let g = loss_gradient(emb, labels, loss);
         (g, t0.elapsed().as_secs_f64())
     };
-    let chunk = opts.chunk;
-    if chunk == 0 || chunk as i64 >= n {
-        let emb = forward(images);
-        if !all_finite(&emb) {
-            return Ok(non_finite(0.0));
-        }
-        let (g, loss_seconds) = timed(&emb);
-        let outcome = match g? {
-            LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
-            LossGradient::Finite(value, grad) => {
-                backward_with(&emb, &grad);
-                BridgeOutcome::Applied(value)
-            }
-        };
-        return Ok(StepOutput { outcome, loss_seconds });
-    }
-    let spans = chunk_spans(n, chunk as i64);
-    let emb = {
+    let whole = opts.chunk == 0 || opts.chunk as i64 >= n;
+    let spans = if whole {
+        vec![(0, n)]
+    } else {
+        chunk_spans(n, opts.chunk as i64)
+    };
+    let emb = if whole {
+        forward(images)
+    } else {
         let _no_grad = tch::no_grad_guard();
         let saved: Vec<Tensor> = net.buffers().iter().map(|b| b.copy()).collect();
         let parts: Vec<Tensor> = spans
@@ -90,6 +81,10 @@ pub fn forward_backward(
     let (g, loss_seconds) = timed(&emb);
     let outcome = match g? {
         LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
+        LossGradient::Finite(value, grad) if whole => {
+            backward_with(&emb, &grad);
+            BridgeOutcome::Applied(value)
+        }
         LossGradient::Finite(value, grad) => {
             for &(s, len) in &spans {
                 let e = forward(&images.narrow(0, s, len));

@@ -160,7 +160,8 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     let mut stream = BatchStream::new(sampler);
 
     tch::manual_seed(cfg.train.seed as i64);
-    let mut vs = VarStore::new(device);
+    // Built on the CPU, then moved: the same seed gives the same initial weights on every device.
+    let mut vs = VarStore::new(Device::Cpu);
     let net = EmbeddingNet::new(&vs, &cfg.model, data.channels);
 
     let mut history = Vec::new();
@@ -173,6 +174,7 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     } else if let Some(msg) = load_weights(cfg, &mut vs)? {
         obs.message(&msg);
     }
+    vs.set_device(device);
     let mut opt = Optimizer::new(&vs, &cfg.optim);
     if let Some(loaded) = resumed {
         opt.load_state(&checkpoint::optimizer_tensors(&loaded), loaded.state.optimizer_steps)

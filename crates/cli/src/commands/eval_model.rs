@@ -82,19 +82,9 @@ fn describe(s: &Session, p: &Protocol) -> anyhow::Result<String> {
     })
 }
 
-fn recalls(r: &Retrieval) -> Vec<(usize, f64)> {
-    let mut ks: Vec<(usize, f64)> = r
-        .recall_at_k
-        .iter()
-        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
-        .collect();
-    ks.sort_unstable_by_key(|(k, _)| *k);
-    ks
-}
-
 fn print_protocol(out: &mut impl Write, s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<()> {
     writeln!(out, "\nprotocol {}: {}", p.name, describe(s, p)?)?;
-    for (k, v) in recalls(r) {
+    for (k, v) in r.recalls() {
         writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
     }
     writeln!(out, "  {:<14} {:>8.4}", "MAP@R", r.mean_average_precision_at_r)?;
@@ -107,7 +97,7 @@ fn protocol_json(s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<Val
         "query": p.query,
         "reference": p.reference,
         "self_excluded": evaluate::pairing(&s.data, p)? == Pairing::SelfSearch,
-        "recall_at_k": recalls(r).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+        "recall_at_k": r.recalls().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
         "precision_at_1": r.precision_at_1,
         "r_precision": r.r_precision,
         "mean_average_precision_at_r": r.mean_average_precision_at_r,

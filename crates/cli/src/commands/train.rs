@@ -32,13 +32,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     writeln!(out, "\nRetrieval under {protocol} after epoch {}:", r.epochs)?;
     writeln!(out, "  {:<14} {:>8}", "metric", "value")?;
     if let Some(m) = &r.retrieval {
-        let mut ks: Vec<(usize, f64)> = m
-            .recall_at_k
-            .iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
-            .collect();
-        ks.sort_unstable_by_key(|(k, _)| *k);
-        for (k, v) in ks {
+        for (k, v) in m.recalls() {
             writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
         }
         writeln!(out, "  {:<14} {:>8.4}", "MAP@R", m.mean_average_precision_at_r)?;
