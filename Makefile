@@ -12,7 +12,7 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data clean
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu clean
 
 all: build
 
@@ -71,6 +71,18 @@ bench-train: venv release
 ## Decoded+augmented images/s: embedrank's loader vs PyTorch DataLoader + torchvision, same JPEGs and workers.
 bench-data: venv
 	$(PY) bench/bench_data.py
+
+## On a GPU machine (not part of `bench`): ResNet-50 training steps, PyTorch + PML vs embedrank, AMP off
+## and bf16 (bench_gpu_train.py), then exact kNN on the GPU vs PyTorch / faiss (bench_gpu_knn.py);
+## both write their tables into README.md. GPU=cuda:N picks another device.
+GPU ?= cuda
+bench-gpu: venv release
+	$(PY) bench/bench_gpu_train.py --bin $(RELEASE_BIN) --device $(GPU) --amp both --readme
+	@if [ -f bench/bench_gpu_knn.py ]; then \
+		readme=""; if grep -q -- '--readme' bench/bench_gpu_knn.py; then readme="--readme"; fi; \
+		echo "$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme"; \
+		$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme; \
+	fi
 
 clean:
 	$(CARGO) clean

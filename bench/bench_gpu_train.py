@@ -5,11 +5,12 @@ The same job on both sides, on the same device:
 - model: torchvision's resnet18 / resnet50 (weights=None, `fc` replaced by Identity), then
   `nn.Linear(features, 512)` and `F.normalize` (the head's output in float32, as embedrank's);
   weights and inputs channels-last; `torch.backends.cudnn.benchmark = True` (embedrank's default);
-- data: `embedrank train --dataset synthetic`'s training split, regenerated here bit for bit
-  (`manual_seed(1001)`, then 16 class patterns and 16 × 64 noise images of 3×S×S from `randn`,
-  image = pattern + 0.5·noise), held on the device; batches of `batch/m` classes × `m` images
-  (PML's `MPerClassSampler` here, embedrank's m-per-class sampler there), ⌊1024 / batch⌋ steps per
-  epoch; the index batch goes to the device and the images are gathered there on both sides;
+- data: `embedrank train --dataset synthetic`'s training split, regenerated here with the same
+  seed and draws on libtorch's CPU generator (`manual_seed(1001)`, then 16 class patterns and
+  16 × 64 noise images of 3×S×S from `randn`, image = pattern + 0.5·noise), held on the device;
+  batches of `batch/m` classes × `m` images (PML's `MPerClassSampler` here, embedrank's
+  m-per-class sampler there), ⌊1024 / batch⌋ steps per epoch; the index batch goes to the device
+  and the images are gathered there on both sides;
 - AMP: none (float32) or bf16 (`torch.autocast(device_type, dtype=torch.bfloat16)` around the
   forward only; `--amp bf16` in embedrank); float32 weights and optimiser either way;
 - loss: PML's `FastAPLoss(num_bins=10)` vs embedrank's FastAP, 10 bins (its exact analytic
@@ -51,6 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -102,6 +104,7 @@ def run_torch(args, device: torch.device, amp: str):
     x_all, y_all = images.to(device), labels.to(device)
     del images
     torch.manual_seed(42)
+    np.random.seed(42)  # PML's samplers draw from numpy's global generator
     net = EmbeddingNet(args.arch, DIM).to(device, memory_format=torch.channels_last)
     net.train()
     backbone = [p for n, p in net.named_parameters() if not n.startswith("head.")]

@@ -251,6 +251,11 @@ impl<'a> Feed<'a> {
         Self { split, source, device }
     }
 
+    /// The device the batches are put on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// The split this feed reads.
     pub fn split(&self) -> &SplitData {
         self.split

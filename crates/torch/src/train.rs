@@ -135,6 +135,16 @@ pub fn parse_device(name: &str) -> Result<Device, TrainError> {
     }
 }
 
+/// Uses `n` threads (0 = leave the defaults: all cores) for libtorch's operations and for rayon's
+/// global pool, where the loss and the evaluator run. Rayon's pool is sized once per process: a
+/// later call keeps the first size.
+pub fn set_threads(n: usize) {
+    if n > 0 {
+        tch::set_num_threads(n as i32);
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+}
+
 /// Trains the network of `cfg` (or continues the run in `cfg.train.out_dir` when `opts.resume`).
 pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
@@ -143,9 +153,7 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
         run_dir::check_new(&dir, opts.overwrite)?;
     }
     let device = parse_device(&cfg.train.device)?;
-    if cfg.train.threads > 0 {
-        tch::set_num_threads(cfg.train.threads as i32);
-    }
+    set_threads(cfg.train.threads);
     let threads = tch::get_num_threads().max(1) as usize;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(cfg.train.cudnn_benchmark);
@@ -329,6 +337,9 @@ fn run_epoch(
         losses.push(value);
         images += batch.indices.len();
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
+    }
+    if let Device::Cuda(i) = feed.device() {
+        tch::Cuda::synchronize(i as i64); // the epoch ends when the device has done its work
     }
     let seconds = start.elapsed().as_secs_f64();
     let mean = if losses.is_empty() {

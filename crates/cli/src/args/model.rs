@@ -34,7 +34,7 @@ pub struct DataArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Intra-op threads of libtorch (0 = all cores).
+    /// Threads of libtorch and of the kNN search (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use embedrank_torch::config::DataConfig;
 use embedrank_torch::dataset::{self, RunData};
 use embedrank_torch::inference::{self, TrainedModel};
-use embedrank_torch::tch::{self, Device};
+use embedrank_torch::tch::Device;
 use embedrank_torch::train::parse_device;
 
 use crate::args::DataArgs;
@@ -26,9 +26,7 @@ pub struct Session {
 /// Loads the run in `run_dir` and opens the dataset of `args` (defaults: the run's).
 pub fn open(run_dir: &Path, args: &DataArgs) -> anyhow::Result<Session> {
     let device = parse_device(&args.device)?;
-    if args.threads > 0 {
-        tch::set_num_threads(args.threads as i32);
-    }
+    embedrank_torch::train::set_threads(args.threads);
     let model =
         inference::load_run(run_dir, device).with_context(|| format!("reading the run {}", run_dir.display()))?;
     let mut data_cfg = model.config.data.clone();
