@@ -216,13 +216,21 @@ fn dataset_and_weight_errors_are_clear() {
     let out = embedrank(&train_args(s(&data), s(&bad), s(&run)));
     common::assert_fails(&out, &["bad.safetensors", "conv1.weight"]);
     assert!(!run.exists(), "a failed start leaves no run behind");
-    // VehicleID's replica: model 11 has 3 training images, fewer than half a batch of 12.
+    // VehicleID's replica without vehicle 3's model: not every training image has a
+    // super-category, so the super-pairs sampler cannot run, and says why.
     let weights = tmp.path().join("r18.safetensors");
     replicas::resnet18_weights(&weights);
     let vid = replicas::vehicleid(&tmp.path().join("vid"));
+    std::fs::write(vid.join("attribute/model_attr.txt"), "1 10\n2 10\n4 12\n").unwrap();
     let mut args = train_args(s(&vid), s(&weights), s(&run));
     args[2] = "vehicleid";
-    common::assert_fails(&embedrank(&args), &["super-categor"]);
+    common::assert_fails(
+        &embedrank(&args),
+        &[
+            "needs a super-category for every training image",
+            "vehicleid's train split",
+        ],
+    );
     // A dataset folder without the dataset's files.
     args[4] = s(tmp.path());
     args[2] = "cub";

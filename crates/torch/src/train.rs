@@ -57,11 +57,13 @@ pub fn make_loss(cfg: &TrainConfig) -> Box<dyn Loss> {
     }
 }
 
-/// The batch sampler of `cfg` over a split's `labels` (and `super_labels`, for super-pairs).
+/// The batch sampler of `cfg` over a split's `labels` (and `super_labels`, for super-pairs);
+/// what the user should know about it goes to `obs`.
 pub fn make_sampler(
     cfg: &TrainConfig,
     labels: &[i64],
     super_labels: Option<&[i64]>,
+    obs: &mut dyn Observer,
 ) -> Result<Box<dyn BatchSampler>, TrainError> {
     let (b, m, seed) = (cfg.train.batch_size, cfg.sampler.m, cfg.train.seed);
     let s: Box<dyn BatchSampler> = match cfg.sampler.kind {
@@ -70,13 +72,27 @@ pub fn make_sampler(
         SamplerKind::SuperPairs => {
             let supers = super_labels.ok_or_else(|| {
                 TrainError::Sampler(format!(
-                    "the super-pairs sampler needs super-categories, and {} has none (SOP, In-Shop, \
-                     VehicleID and CSV files with a category column have them)",
-                    cfg.data.dataset.name()
+                    "the super-pairs sampler needs a super-category for every training image, and {}'s \
+                     {} split does not have them (SOP and In-Shop do; CSV files with a category column \
+                     for every row; VehicleID where attribute/model_attr.txt lists every vehicle)",
+                    cfg.data.dataset.name(),
+                    cfg.data.train_split
                 ))
             })?;
             let pairs = cfg.sampler.batches_per_pair;
-            Box::new(SuperCategoryPairs::new(labels, supers, b, pairs, seed).map_err(sampler_err)?)
+            let sampler = SuperCategoryPairs::new(labels, supers, b, pairs, seed).map_err(sampler_err)?;
+            let small = sampler.small_super_categories();
+            if !small.is_empty() {
+                obs.message(&format!(
+                    "note: {} of {} super-categories hold fewer than half a batch ({}) and repeat images \
+                     within their half batches (smallest: {} images)",
+                    small.len(),
+                    sampler.super_categories(),
+                    b / 2,
+                    small.iter().map(|&(_, n)| n).min().unwrap_or(0)
+                ));
+            }
+            Box::new(sampler)
         }
     };
     Ok(s)
@@ -163,7 +179,7 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     let train_split = data.split(&cfg.data.train_split)?;
     let protocol = data.protocol(&cfg.data.protocol)?.clone();
     let pairing = evaluate::pairing(&data, &protocol)?;
-    let sampler = make_sampler(cfg, &train_split.labels, train_split.super_labels.as_deref())?;
+    let sampler = make_sampler(cfg, &train_split.labels, train_split.super_labels.as_deref(), obs)?;
     let steps_per_epoch = sampler.batches_per_epoch();
     let mut stream = BatchStream::new(sampler);
 

@@ -114,16 +114,6 @@ pub enum SamplerError {
         /// An image of the class in `second`.
         second_image: usize,
     },
-    /// A super-category has fewer images than half a batch: a batch would repeat images.
-    #[error("super-category {super_label} has {images} images, fewer than half a batch ({half})")]
-    SuperCategoryTooSmall {
-        /// The super-category label.
-        super_label: i64,
-        /// Its number of images.
-        images: usize,
-        /// Half the batch size.
-        half: usize,
-    },
     /// A saved state belongs to a different sampler, settings, seed or label set.
     #[error("sampler state does not match this sampler: {field} was {saved:?} when saved, is {current:?} now")]
     StateMismatch {

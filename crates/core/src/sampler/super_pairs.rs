@@ -12,8 +12,9 @@
 //!
 //! So an epoch has `S(S−1)/2 × batches_per_pair` batches, whole classes come in together, and a
 //! super-category's images are all seen in an epoch when `(S−1) × batches_per_pair × batch/2` is
-//! at least its size. Every super-category must hold at least `batch/2` images, so a half batch
-//! never repeats an image.
+//! at least its size. A super-category with fewer than `batch/2` images wraps around within its
+//! half batch, repeating images (the reference's cursors do the same; the augmentation makes the
+//! copies differ); [`SuperCategoryPairs::small_super_categories`] lists them so a caller can warn.
 
 use std::collections::BTreeMap;
 
@@ -36,8 +37,7 @@ impl SuperCategoryPairs {
     /// A sampler over images with class `labels[i]` and super-category `super_labels[i]`.
     ///
     /// Errors when the lists differ in length, a setting is 0, the batch size is odd, there are
-    /// fewer than 2 super-categories, a class spans two super-categories, or a super-category has
-    /// fewer than `batch_size / 2` images.
+    /// fewer than 2 super-categories, or a class spans two super-categories.
     pub fn new(
         labels: &[i64],
         super_labels: &[i64],
@@ -74,17 +74,6 @@ impl SuperCategoryPairs {
         if supers.len() < 2 {
             return Err(SamplerError::TooFewSuperCategories { found: supers.len() });
         }
-        let half = batch_size / 2;
-        for (&super_label, members) in &supers {
-            let images: usize = members.iter().map(Vec::len).sum();
-            if images < half {
-                return Err(SamplerError::SuperCategoryTooSmall {
-                    super_label,
-                    images,
-                    half,
-                });
-            }
-        }
         Ok(Self {
             supers: supers.into_values().collect(),
             batch: batch_size,
@@ -97,6 +86,17 @@ impl SuperCategoryPairs {
     /// Number of super-categories.
     pub fn super_categories(&self) -> usize {
         self.supers.len()
+    }
+
+    /// The super-categories (position in ascending label order, images) holding fewer than half a
+    /// batch: their half batches repeat images.
+    pub fn small_super_categories(&self) -> Vec<(usize, usize)> {
+        self.supers
+            .iter()
+            .enumerate()
+            .map(|(i, classes)| (i, classes.iter().map(Vec::len).sum::<usize>()))
+            .filter(|&(_, n)| n < self.batch / 2)
+            .collect()
     }
 }
 
@@ -249,6 +249,25 @@ mod tests {
     }
 
     #[test]
+    fn a_super_category_smaller_than_half_a_batch_wraps_within_its_half() {
+        // Super-categories of 6 and 12 images; half batches of 7.
+        let (labels, supers) = dataset(&[2, 4], 3);
+        let s = SuperCategoryPairs::new(&labels, &supers, 14, 2, 1).unwrap();
+        assert_eq!(s.small_super_categories(), [(0, 6)]);
+        for b in s.epoch(0) {
+            assert_eq!(b.len(), 14);
+            let small: Vec<usize> = b.iter().copied().filter(|&i| supers[i] == 10).collect();
+            assert_eq!(small.len(), 7);
+            // All 6 images once, then the first again: the cursor wrapped inside the half.
+            let mut distinct = small[..6].to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 6);
+            assert_eq!(small[6], small[0]);
+        }
+    }
+
+    #[test]
     fn seeded_and_resumable() {
         let (labels, supers) = dataset(&[3, 2, 4], 3);
         assert_seeded(|seed| SuperCategoryPairs::new(&labels, &supers, 4, 2, seed).unwrap());
@@ -271,14 +290,6 @@ mod tests {
             err(&labels, &supers, 4, 0),
             SamplerError::Zero {
                 name: "batches_per_pair"
-            }
-        );
-        assert_eq!(
-            err(&labels, &supers, 14, 1),
-            SamplerError::SuperCategoryTooSmall {
-                super_label: 10,
-                images: 6,
-                half: 7
             }
         );
         let one = vec![10; labels.len()];
