@@ -271,3 +271,27 @@ fn safetensors_whose_length_starts_with_0x80_is_read() {
     assert_eq!(got[0].name, "w");
     assert_eq!(got[0].to_f32(), vec![1.5, -2.0]);
 }
+
+/// A pickle nesting a million tuples (inside a list and a dict) is read and freed without
+/// overflowing the stack: the VM's values are dropped with a work list, not recursion.
+#[test]
+fn deeply_nested_pickles_do_not_overflow_the_stack() {
+    const LEVELS: usize = 1_000_000;
+    // PROTO 2, EMPTY_DICT, BININT1 0 (key), EMPTY_LIST, MARK, EMPTY_TUPLE, TUPLE1 × LEVELS,
+    // APPENDS, SETITEM, STOP: {0: [((…(),),)]}.
+    let mut p = vec![0x80, 2, b'}', b'K', 0, b']', b'(', b')'];
+    p.extend(std::iter::repeat_n(0x85u8, LEVELS));
+    p.extend_from_slice(b"es.");
+    let run = move || {
+        let value = weights::pickle::load(&p).unwrap();
+        assert!(weights::pickle::tensors(&value).is_empty());
+        drop(value);
+    };
+    // On a thread with a small stack (256 KiB), so that any recursion per level would fail.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+}

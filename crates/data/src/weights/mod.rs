@@ -8,6 +8,7 @@
 //! `i64`, each contiguous in row-major order (strides and storage offsets already applied).
 
 pub mod pickle;
+mod pickle_value;
 pub mod pth;
 pub mod safetensors;
 

@@ -9,9 +9,9 @@
 //! those. Anything else — `os.system`, INST, OBJ, NEWOBJ, … — is an [`PickleError::Unsafe`] naming
 //! the opcode or the global. Every read is bounds-checked; malformed input is an error, never a panic.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
+pub use super::pickle_value::{Global, Items, Pairs, StorageRef, TensorRef, Value};
 use super::DType;
 
 /// Why a pickle could not be interpreted.
@@ -21,70 +21,6 @@ pub enum PickleError {
     Unsafe(String),
     /// A malformed pickle.
     Malformed(String),
-}
-
-/// A reference to one storage of the zip archive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorageRef {
-    /// The storage's key (its file is `data/<key>`).
-    pub key: String,
-    /// Its element type.
-    pub dtype: DType,
-    /// Its number of elements.
-    pub numel: usize,
-}
-
-/// A tensor: a view into a storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorRef {
-    /// The storage.
-    pub storage: StorageRef,
-    /// The first element's index in the storage.
-    pub offset: usize,
-    /// The dimensions.
-    pub shape: Vec<usize>,
-    /// The strides, in elements.
-    pub stride: Vec<usize>,
-}
-
-/// A callable the VM may name (and the only ones REDUCE may call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Global {
-    /// `collections.OrderedDict`.
-    OrderedDict,
-    /// `torch._utils._rebuild_tensor_v2`.
-    RebuildTensorV2,
-    /// `torch._utils._rebuild_parameter`.
-    RebuildParameter,
-    /// `torch.<T>Storage`.
-    Storage(DType),
-}
-
-/// A value built by the VM.
-#[derive(Debug, Clone)]
-pub enum Value {
-    /// `None`.
-    None,
-    /// A bool.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(String),
-    /// A tuple.
-    Tuple(Vec<Value>),
-    /// A list (shared, as pickle's memo shares it).
-    List(Rc<RefCell<Vec<Value>>>),
-    /// A dict or OrderedDict, in insertion order (shared).
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
-    /// An allowed global.
-    Global(Global),
-    /// A storage from a persistent id.
-    Storage(StorageRef),
-    /// A tensor.
-    Tensor(TensorRef),
 }
 
 fn malformed(s: impl Into<String>) -> PickleError {
@@ -259,16 +195,16 @@ impl<'a> Vm<'a> {
                 b'(' => self.marks.push(self.stack.len()),
                 b'}' => self.stack.push(Value::Dict(Rc::default())),
                 b']' => self.stack.push(Value::List(Rc::default())),
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b')' => self.stack.push(Value::Tuple(Items::default())),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(Items(items)));
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
                     let mut items: Vec<Value> = (0..n).map(|_| self.pop()).collect::<Result<_, _>>()?;
                     items.reverse();
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(Items(items)));
                 }
                 b'N' => self.stack.push(Value::None),
                 0x88 => self.stack.push(Value::Bool(true)),
@@ -436,7 +372,7 @@ fn persistent(pid: Value) -> Result<StorageRef, PickleError> {
 
 /// Calls one of the allowed globals.
 fn reduce(f: Value, args: Value) -> Result<Value, PickleError> {
-    let Value::Tuple(args) = args else {
+    let Value::Tuple(mut args) = args else {
         return Err(malformed("REDUCE arguments are not a tuple"));
     };
     match f {
@@ -452,7 +388,7 @@ fn reduce(f: Value, args: Value) -> Result<Value, PickleError> {
             }
             _ => Err(malformed("_rebuild_tensor_v2 called with unexpected arguments")),
         },
-        Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
+        Value::Global(Global::RebuildParameter) => match std::mem::take(&mut args.0).into_iter().next() {
             Some(t @ Value::Tensor(_)) => Ok(t),
             _ => Err(malformed("_rebuild_parameter called without a tensor")),
         },
