@@ -168,7 +168,8 @@ pub struct EvalArgs {
     pub kmeans_iters: usize,
     /// Where the exact kNN runs: cpu (embedrank's own), cuda or cuda:N (a GPU through libtorch:
     /// chunked matrix products + topk, same neighbours and tie rule), or torch-cpu (that GPU code
-    /// on libtorch's CPU, for testing). With .npy files only.
+    /// on libtorch's CPU, for testing). For .npy files; with --checkpoint the kNN runs on the
+    /// GPU when --device is one.
     #[arg(long, value_name = "DEVICE", default_value = "cpu", conflicts_with = "checkpoint")]
     pub knn_device: String,
     /// kNN block size (rows per score tile).

@@ -12,6 +12,7 @@ use tch::{Device, Kind};
 use crate::config::DataConfig;
 use crate::dataset::{Feed, Mode, RunData, SplitData};
 use crate::error::TrainError;
+use crate::knn_device::evaluate_on_device;
 use crate::net::EmbeddingNet;
 use crate::observer::Observer;
 use crate::record::Retrieval;
@@ -124,7 +125,8 @@ pub fn pairing(data: &RunData, protocol: &Protocol) -> Result<Pairing, TrainErro
 }
 
 /// Embeds the splits of `protocol` and scores retrieval: Recall@K for the protocol's K,
-/// precision@1, R-precision and MAP@R (k = the largest class, PML's choice).
+/// precision@1, R-precision and MAP@R (k = the largest class, PML's choice). On a CUDA `device`
+/// the kNN runs there too.
 pub fn protocol_retrieval(
     net: &EmbeddingNet,
     data: &RunData,
@@ -147,15 +149,19 @@ pub fn protocol_retrieval(
             obs,
         )?),
     };
-    retrieval_metrics(&query, reference.as_ref(), &protocol.recall_at)
+    let search_on = device.is_cuda().then_some(device);
+    retrieval_metrics(&query, reference.as_ref(), &protocol.recall_at, search_on)
 }
 
 /// Recall@K (K in `recall_at`), precision@1, R-precision and MAP@R of `query` against
-/// `reference`, or against itself (each query's own row excluded) when `reference` is `None`.
+/// `reference`, or against itself (each query's own row excluded) when `reference` is `None`;
+/// the kNN runs on `search_on` (a GPU: chunked products + topk, same neighbours) or, for `None`,
+/// on the CPU.
 pub fn retrieval_metrics(
     query: &Embedded,
     reference: Option<&Embedded>,
     recall_at: &[usize],
+    search_on: Option<Device>,
 ) -> Result<Retrieval, TrainError> {
     let cfg = EvalConfig {
         metrics: vec![
@@ -168,8 +174,12 @@ pub fn retrieval_metrics(
         recall_at: recall_at.to_vec(),
         ..Default::default()
     };
-    let report = evaluate(query.set(), reference.map(Embedded::set), query.dim, &cfg, &NoProgress)
-        .map_err(|e| TrainError::Eval(e.to_string()))?;
+    let (q, r) = (query.set(), reference.map(Embedded::set));
+    let report = match search_on {
+        None => evaluate(q, r, query.dim, &cfg, &NoProgress),
+        Some(d) => evaluate_on_device(q, r, query.dim, &cfg, &NoProgress, d),
+    }
+    .map_err(|e| TrainError::Eval(e.to_string()))?;
     let missing = |what: &str| TrainError::Eval(format!("the evaluator returned no {what}"));
     Ok(Retrieval {
         precision_at_1: report.precision_at_1.ok_or_else(|| missing("precision_at_1"))?,

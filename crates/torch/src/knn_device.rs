@@ -33,6 +33,7 @@
 //! The inputs must be finite (checked on the device; an error otherwise) and their products must not
 //! overflow f32. Matrix products run in full f32 (libtorch's default: no TF32 for matmul).
 
+use embedrank_core::eval::{evaluate_with, EvalConfig, EvalError, EvalReport, LabelledSet};
 use embedrank_core::knn::Neighbours;
 use embedrank_core::progress::{NoProgress, Progress};
 use embedrank_core::topk::Hit;
@@ -291,6 +292,21 @@ fn collect(v: &Tensor, i: &Tensor, rows: usize, k: usize, hits: &mut Vec<Hit>) -
         index: index as u32,
     }));
     Ok(())
+}
+
+/// `embedrank_core::eval::evaluate` with the kNN searched on `device` (same neighbours, same metrics).
+pub fn evaluate_on_device(
+    query: LabelledSet,
+    reference: Option<LabelledSet>,
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+    device: Device,
+) -> Result<EvalReport, EvalError> {
+    let search = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
+        knn_on_device_progress(q, r, dim, k, device, &DeviceKnnOptions::default(), p).map_err(EvalError::Search)
+    };
+    evaluate_with(query, reference, dim, cfg, progress, &search)
 }
 
 #[cfg(test)]

@@ -4,13 +4,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use embedrank_core::eval::{
-    evaluate, evaluate_with, normalise_rows, EvalConfig, EvalError, EvalReport, KChoice, LabelledSet, Metric,
-};
+use embedrank_core::eval::{evaluate, normalise_rows, EvalConfig, EvalReport, KChoice, LabelledSet, Metric};
 use embedrank_core::knn::KnnOptions;
-use embedrank_core::progress::Progress;
 use embedrank_data::npy;
-use embedrank_torch::knn_device::{knn_on_device_progress, DeviceKnnOptions};
+use embedrank_torch::knn_device::evaluate_on_device;
 use embedrank_torch::tch::Device;
 use serde_json::{json, Map, Value};
 
@@ -208,12 +205,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (q, r, bar) = (query.view(), reference.as_ref().map(Set::view), Bar::default());
     let report = match device {
         None => evaluate(q, r, query.dim, &cfg, &bar),
-        Some(d) => {
-            let search = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
-                knn_on_device_progress(q, r, dim, k, d, &DeviceKnnOptions::default(), p).map_err(EvalError::Search)
-            };
-            evaluate_with(q, r, query.dim, &cfg, &bar, &search)
-        }
+        Some(d) => evaluate_on_device(q, r, query.dim, &cfg, &bar, d),
     }
     .with_context(|| format!("evaluating {}", embeddings.display()))?;
     if let Some(path) = &args.clusters_out {
