@@ -36,8 +36,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     for p in &protocols {
         let r = score(&s, p, args.data.batch_size, &mut console)
             .with_context(|| format!("evaluating protocol {}", p.name))?;
-        print_protocol(&mut out, &s, p, &r)?;
-        results.insert(p.name.clone(), protocol_json(&s, p, &r)?);
+        let pairing = evaluate::pairing(&s.data, p)?;
+        print_protocol(&mut out, &s, p, pairing, &r)?;
+        results.insert(p.name.clone(), protocol_json(p, pairing, &r));
     }
     if console.skipped > 0 {
         writeln!(out, "{} images could not be read and were left out", console.skipped)?;
@@ -69,9 +70,9 @@ fn score(s: &Session, p: &Protocol, batch: usize, console: &mut Console) -> anyh
     )?)
 }
 
-fn describe(s: &Session, p: &Protocol) -> anyhow::Result<String> {
+fn describe(s: &Session, p: &Protocol, pairing: Pairing) -> anyhow::Result<String> {
     let q = s.data.split(&p.query)?.len();
-    Ok(match evaluate::pairing(&s.data, p)? {
+    Ok(match pairing {
         Pairing::SelfSearch => format!("{} ({q} images) against itself, self excluded", p.query),
         Pairing::Separate => format!(
             "{} ({q} queries) against {} ({} images)",
@@ -82,8 +83,14 @@ fn describe(s: &Session, p: &Protocol) -> anyhow::Result<String> {
     })
 }
 
-fn print_protocol(out: &mut impl Write, s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<()> {
-    writeln!(out, "\nprotocol {}: {}", p.name, describe(s, p)?)?;
+fn print_protocol(
+    out: &mut impl Write,
+    s: &Session,
+    p: &Protocol,
+    pairing: Pairing,
+    r: &Retrieval,
+) -> anyhow::Result<()> {
+    writeln!(out, "\nprotocol {}: {}", p.name, describe(s, p, pairing)?)?;
     for (k, v) in r.recalls() {
         writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
     }
@@ -92,14 +99,14 @@ fn print_protocol(out: &mut impl Write, s: &Session, p: &Protocol, r: &Retrieval
     Ok(())
 }
 
-fn protocol_json(s: &Session, p: &Protocol, r: &Retrieval) -> anyhow::Result<Value> {
-    Ok(json!({
+fn protocol_json(p: &Protocol, pairing: Pairing, r: &Retrieval) -> Value {
+    json!({
         "query": p.query,
         "reference": p.reference,
-        "self_excluded": evaluate::pairing(&s.data, p)? == Pairing::SelfSearch,
+        "self_excluded": pairing == Pairing::SelfSearch,
         "recall_at_k": r.recalls().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
         "precision_at_1": r.precision_at_1,
         "r_precision": r.r_precision,
         "mean_average_precision_at_r": r.mean_average_precision_at_r,
-    }))
+    })
 }
