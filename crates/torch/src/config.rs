@@ -78,17 +78,13 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
-    /// The name used in config files and on the command line (`fashion-mnist`, `sop`, …).
+    /// The name used in config files and on the command line (`fashion-mnist`, `sop`, …): the data
+    /// crate's name for the image-folder formats.
     pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Sop => "sop",
-            DatasetKind::Inshop => "inshop",
-            DatasetKind::Vehicleid => "vehicleid",
-            DatasetKind::Cub => "cub",
-            DatasetKind::Cars => "cars",
-            DatasetKind::Csv => "csv",
-            DatasetKind::Synthetic => "synthetic",
+        match (self, self.image_format()) {
+            (_, Some(format)) => format.name(),
+            (DatasetKind::Synthetic, None) => "synthetic",
+            (_, None) => "fashion-mnist",
         }
     }
 
@@ -536,6 +532,15 @@ mod tests {
         assert_eq!(partial.loss.kind, LossKind::Fappy);
         assert_eq!(partial.train.epochs, 5);
         assert_eq!(partial.train.batch_size, 256);
+    }
+
+    #[test]
+    fn dataset_names_are_the_config_names() {
+        use DatasetKind::*;
+        for kind in [FashionMnist, Sop, Inshop, Vehicleid, Cub, Cars, Csv, Synthetic] {
+            let serde_name = serde_json::to_value(kind).unwrap();
+            assert_eq!(serde_name, kind.name(), "{kind:?}");
+        }
     }
 
     #[test]
