@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 mod model;
 mod train;
@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate embeddings for retrieval: PML's metrics on an exact kNN, plus NMI/AMI.
     Eval(EvalArgs),
-    /// Compute FastAP or FAPPY (and its gradient) on embeddings stored as .npy files.
+    /// Compute a loss (and its gradient) on embeddings stored as .npy files.
     Loss(LossArgs),
     /// Train an embedding network with FastAP or FAPPY and evaluate it (Recall@K, MAP@R).
     Train(TrainArgs),
@@ -63,24 +63,6 @@ pub struct ReportArgs {
     pub run_dir: PathBuf,
 }
 
-/// Which loss `embedrank loss` computes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LossKind {
-    /// FastAP (Cakir et al., CVPR 2019).
-    Fastap,
-    /// FAPPY (Zhong et al., ICONIP 2017).
-    Fappy,
-}
-
-/// FAPPY's level weighting.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum WeightingArg {
-    /// ½ at the finest level, halving for each coarser one (the paper's intent).
-    Halving,
-    /// Bug-compatible with the official Caffe layer.
-    Reference,
-}
-
 /// Arguments of `embedrank loss`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -88,30 +70,47 @@ pub enum WeightingArg {
 Normalise them first (as a network's last layer would) to get the papers' losses.\n\n\
 float32 embeddings are computed in f32 (as in training), float64 ones in f64 (for exact comparisons \
 with another implementation). Prints {\"loss\": <value>} as JSON on stdout; --grad-out writes \
-d loss / d embeddings (float32, N×dim)."
+d loss / d embeddings (float32, N×dim).\n\n\
+Settings: each loss's own keys, as in a config's [loss] section, e.g. --set loss.bins=20 (fastap), \
+--set loss.margin=0.1 (triplet). `embedrank loss --loss NAME --print-config` lists a loss's keys and \
+defaults. Proxy-Anchor and normalized-softmax keep one row per class: give them with --proxies \
+(C×dim, labels 0..C-1)."
 )]
 pub struct LossArgs {
     /// The loss to compute.
-    #[arg(long, value_enum)]
-    pub loss: LossKind,
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(embedrank_core::LossConfig::KINDS))]
+    pub loss: String,
     /// Embeddings, an N×dim float32 or float64 .npy file (already L2-normalised; not normalised here).
-    #[arg(long, value_name = "E.npy")]
-    pub embeddings: PathBuf,
+    #[arg(long, value_name = "E.npy", required_unless_present = "print_config")]
+    pub embeddings: Option<PathBuf>,
     /// Labels, a length-N .npy file of any integer dtype.
-    #[arg(long, value_name = "L.npy")]
-    pub labels: PathBuf,
-    /// FastAP: number of distance bins.
-    #[arg(long, default_value_t = 10)]
-    pub bins: usize,
-    /// FAPPY: finest histogram resolution; levels are 2/2^l ≥ delta. In (0, 2].
-    #[arg(long, default_value_t = 1e-4)]
-    pub delta: f32,
-    /// FAPPY: how levels are weighted.
-    #[arg(long, value_enum, default_value_t = WeightingArg::Halving)]
-    pub fappy_weighting: WeightingArg,
+    #[arg(long, value_name = "L.npy", required_unless_present = "print_config")]
+    pub labels: Option<PathBuf>,
+    /// A setting of the loss, KEY=VALUE with KEY under `loss.` (repeatable; later ones win).
+    #[arg(long = "set", value_name = "loss.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// FastAP: number of distance bins (same as --set loss.bins=N).
+    #[arg(long)]
+    pub bins: Option<String>,
+    /// FAPPY: finest histogram resolution; levels are 2/2^l ≥ delta, in (0, 2] (--set loss.delta=X).
+    #[arg(long, allow_hyphen_values = true)]
+    pub delta: Option<String>,
+    /// FAPPY: how levels are weighted, halving or reference (--set loss.weighting=W).
+    #[arg(long)]
+    pub fappy_weighting: Option<String>,
+    /// The loss's per-class parameters (Proxy-Anchor's proxies, normalized-softmax's class weights):
+    /// a C×dim .npy of the embeddings' dtype, one row per class; labels must be 0..C-1.
+    #[arg(long, value_name = "P.npy")]
+    pub proxies: Option<PathBuf>,
     /// Write the gradient d loss / d embeddings here (float32 .npy, N×dim).
     #[arg(long, value_name = "G.npy")]
     pub grad_out: Option<PathBuf>,
+    /// Write the gradient d loss / d proxies here (float32 .npy, C×dim).
+    #[arg(long, value_name = "PG.npy", requires = "proxies")]
+    pub proxy_grad_out: Option<PathBuf>,
+    /// Print the loss's settings (its [loss] section, defaults and --set applied) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// Arguments of `embedrank eval`.

@@ -98,7 +98,11 @@ fn rejects_bad_parameters() {
     assert_fails(&run(&["--loss", "fappy", "--delta", "0"]), &["delta = 0", "(0, 2]"]);
     assert_fails(&run(&["--loss", "fappy", "--delta=-0.5"]), &["delta = -0.5"]);
     assert_fails(&run(&["--loss", "fappy", "--delta", "2.5"]), &["delta = 2.5"]);
-    assert_fails(&run(&["--loss", "fappy", "--delta", "NaN"]), &["delta = NaN"]);
+    assert_fails(&run(&["--loss", "fappy", "--delta", "nan"]), &["loss.delta", "\"nan\""]);
+    assert_fails(
+        &run(&["--loss", "fappy", "--delta", "x"]),
+        &["loss.delta", "expected f32"],
+    );
     // Unknown loss names are refused by the argument parser with its usage message.
     let out = run(&["--loss", "triplet"]);
     assert_eq!(out.status.code(), Some(2));

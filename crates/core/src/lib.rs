@@ -8,7 +8,8 @@
 //! - [`eval`]: retrieval evaluation with PML's `AccuracyCalculator` definitions, built on
 //!   [`knn`] (streamed exact kNN), [`metrics`], [`kmeans`] and [`cluster`] (NMI/AMI);
 //! - [`sampler`]: seeded, resumable mini-batch samplers (m-per-class, FastAP's super-category
-//!   pairs, FAPPY's label shuffling).
+//!   pairs, FAPPY's label shuffling);
+//! - [`settings`]: configs as trees of values, the generic `--set key=value` override.
 //!
 //! Sibling crates: `embedrank-data` (file formats, datasets) and the `embedrank` command line.
 
@@ -23,6 +24,9 @@ pub mod metrics;
 pub mod progress;
 pub mod real;
 pub mod sampler;
+pub mod settings;
 pub mod topk;
 
-pub use loss::{Fappy, FappyWeighting, FastAp, Loss, LossError, LossOutput};
+pub use loss::{
+    Fappy, FappyWeighting, FastAp, Gradients, Loss, LossConfig, LossError, LossInput, LossMath, LossOutput,
+};

@@ -9,7 +9,7 @@
 //!   one-sided derivative for a rising similarity, checked with a forward difference in that
 //!   direction.
 
-use embedrank_core::{Fappy, FappyWeighting, FastAp};
+use embedrank_core::{Fappy, FappyWeighting, FastAp, Loss};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -202,7 +202,6 @@ fn gradients_are_finite_on_extreme_batches() {
 
 #[test]
 fn f32_path_agrees_with_f64_path() {
-    use embedrank_core::Loss;
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let (n, dim) = (64, 16);
     let labels: Vec<i64> = (0..n).map(|_| rng.random_range(0..6)).collect();

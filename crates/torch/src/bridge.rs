@@ -67,27 +67,35 @@ pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<Br
 #[cfg(test)]
 mod tests {
     use super::*;
-    use embedrank_core::{LossError, LossOutput};
+    use embedrank_core::real::Real;
+    use embedrank_core::{Gradients, LossError, LossInput, LossMath};
     use tch::nn::{self, Module, VarStore};
 
     /// `L = Σ_i (e_i · c)²` with its analytic gradient `2 (e_i · c) c`: small enough to also write
     /// with tensor ops, so autograd gives the reference gradient.
+    #[derive(Debug)]
     struct Projection {
         c: Vec<f32>,
     }
 
-    impl Loss for Projection {
-        fn loss_and_grad(&self, emb: &[f32], dim: usize, _labels: &[i64]) -> Result<LossOutput, LossError> {
+    impl LossMath for Projection {
+        const NAME: &'static str = "projection";
+
+        fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
             let mut loss = 0.0;
-            let mut grad = vec![0.0; emb.len()];
-            for (row, g) in emb.chunks(dim).zip(grad.chunks_mut(dim)) {
-                let p: f32 = row.iter().zip(&self.c).map(|(a, b)| a * b).sum();
+            let mut grad = vec![T::ZERO; input.emb.len()];
+            for (row, g) in input.emb.chunks(input.dim).zip(grad.chunks_mut(input.dim)) {
+                let p: f64 = row.iter().zip(&self.c).map(|(a, b)| a.to_f64() * *b as f64).sum();
                 loss += p * p;
                 for (gj, cj) in g.iter_mut().zip(&self.c) {
-                    *gj = 2.0 * p * cj;
+                    *gj = T::from_f64(2.0 * p * *cj as f64);
                 }
             }
-            Ok(LossOutput { loss, grad })
+            Ok(Gradients {
+                loss,
+                emb: grad,
+                params: Vec::new(),
+            })
         }
     }
 

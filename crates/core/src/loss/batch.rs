@@ -50,6 +50,37 @@ pub enum LossError {
         /// What the valid range is.
         reason: &'static str,
     },
+    /// The loss's parameters do not have the shape it needs.
+    #[error("{name} hold {len} values, but {rows} × {cols} = {expected} were expected")]
+    ParamShape {
+        /// What the parameters are (e.g. `proxies`).
+        name: &'static str,
+        /// Length of the parameter buffer.
+        len: usize,
+        /// Rows expected (one per class).
+        rows: usize,
+        /// Columns expected (the embedding dimension).
+        cols: usize,
+        /// `rows × cols`.
+        expected: usize,
+    },
+    /// A label is not a row of the loss's parameters (losses with one row per class).
+    #[error(
+        "label {label} (row {row}) is outside 0..{classes}: this loss keeps one {name} row per class, labels 0..C-1"
+    )]
+    LabelOutOfRange {
+        /// The label.
+        label: i64,
+        /// Its row in the batch.
+        row: usize,
+        /// Number of classes (parameter rows).
+        classes: usize,
+        /// What the per-class rows are (e.g. `proxy`).
+        name: &'static str,
+    },
+    /// The loss has no value for this batch (e.g. a memory it needs is empty).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Checks shapes and values; returns `N`.
@@ -77,6 +108,49 @@ pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Res
         });
     }
     Ok(n)
+}
+
+/// Checks the per-class parameters of a loss: `C×dim` values with `C = params.len() / dim`, and
+/// every label in `0..C`; returns `C`.
+#[allow(dead_code)] // used by the proxy losses
+pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'static str) -> Result<usize, LossError> {
+    let dim = input.dim.max(1);
+    let classes = input.params.len() / dim;
+    if classes == 0 || input.params.len() != classes * dim {
+        return Err(LossError::ParamShape {
+            name,
+            len: input.params.len(),
+            rows: classes.max(1),
+            cols: input.dim,
+            expected: classes.max(1) * input.dim,
+        });
+    }
+    if let Some(pos) = input.params.iter().position(|v| !v.is_finite()) {
+        return Err(LossError::InvalidParameter {
+            name,
+            value: format!(
+                "{} at row {}, column {}",
+                input.params[pos].to_f64(),
+                pos / dim,
+                pos % dim
+            ),
+            reason: "parameters must be finite",
+        });
+    }
+    if let Some((row, &label)) = input
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l < 0 || l as usize >= classes)
+    {
+        return Err(LossError::LabelOutOfRange {
+            label,
+            row,
+            classes,
+            name,
+        });
+    }
+    Ok(classes)
 }
 
 /// Per row: how many *other* rows share its label (positives) and how many do not (negatives).

@@ -23,12 +23,15 @@
 
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, passes_gradient, symmetrize};
-use super::{Loss, LossError, LossOutput};
+use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
-/// How the levels' losses are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the levels' losses are combined (`weighting = "halving" | "reference"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FappyWeighting {
     /// The paper's intent: `L = Σ_l w_l·L_δl`, `w = ½` at the finest level, halving per coarser one.
     #[default]
@@ -39,8 +42,10 @@ pub enum FappyWeighting {
     Reference,
 }
 
-/// FAPPY loss: finest resolution `delta` (default 1e-4) and the level weighting.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// FAPPY loss: finest resolution `delta` (default 1e-4) and the level weighting;
+/// `[loss] kind = "fappy"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Fappy {
     /// Finest histogram resolution asked for; levels are `2/2^l ≥ delta`. Must be in `(0, 2]`.
     pub delta: f32,
@@ -57,53 +62,15 @@ impl Default for Fappy {
     }
 }
 
-impl Loss for Fappy {
-    fn loss_and_grad(&self, emb: &[f32], dim: usize, labels: &[i64]) -> Result<LossOutput, LossError> {
-        let (loss, grad) = self.compute(emb, dim, labels)?;
-        Ok(LossOutput {
-            loss: loss as f32,
-            grad,
-        })
-    }
-}
+impl LossMath for Fappy {
+    const NAME: &'static str = "fappy";
 
-/// Scratch buffers of one worker, sized for the finest level.
-struct Scratch {
-    hist: Vec<f64>,
-    tail: Vec<f64>,
-    coef: Vec<f64>,
-}
-
-impl Fappy {
-    /// The loss and gradient computed in `f64` throughout (for gradient checks and references).
-    pub fn loss_and_grad_f64(&self, emb: &[f64], dim: usize, labels: &[i64]) -> Result<(f64, Vec<f64>), LossError> {
-        self.compute(emb, dim, labels)
+    fn validate(&self) -> Result<(), LossError> {
+        self.level_cells().map(|_| ())
     }
 
-    /// Number of cells (`2^l`) of each level, coarse to fine.
-    pub fn level_cells(&self) -> Result<Vec<usize>, LossError> {
-        let delta = self.delta as f64;
-        if !(delta > 0.0 && delta <= 2.0) {
-            return Err(LossError::InvalidParameter {
-                name: "delta",
-                value: self.delta.to_string(),
-                reason: "FAPPY's finest resolution must be in (0, 2]",
-            });
-        }
-        if delta < 2.0 / (1u64 << 24) as f64 {
-            return Err(LossError::InvalidParameter {
-                name: "delta",
-                value: self.delta.to_string(),
-                reason: "resolutions below 2^-23 (2^24 cells) are not supported",
-            });
-        }
-        Ok((0..)
-            .map(|l| 1usize << l)
-            .take_while(|&c| 2.0 / c as f64 >= delta)
-            .collect())
-    }
-
-    fn compute<T: Real>(&self, emb: &[T], dim: usize, labels: &[i64]) -> Result<(f64, Vec<T>), LossError> {
+    fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
+        let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let cells = self.level_cells()?;
         let n = check_batch(emb, dim, labels)?;
         let (npos, nneg) = pair_counts(labels);
@@ -132,7 +99,43 @@ impl Fappy {
             .sum();
         symmetrize(&mut g, n);
         let grad = pair_weights_to_grad(&g, emb, n, dim, T::ONE);
-        Ok((loss, grad))
+        Ok(Gradients {
+            loss,
+            emb: grad,
+            params: Vec::new(),
+        })
+    }
+}
+
+/// Scratch buffers of one worker, sized for the finest level.
+struct Scratch {
+    hist: Vec<f64>,
+    tail: Vec<f64>,
+    coef: Vec<f64>,
+}
+
+impl Fappy {
+    /// Number of cells (`2^l`) of each level, coarse to fine.
+    pub fn level_cells(&self) -> Result<Vec<usize>, LossError> {
+        let delta = self.delta as f64;
+        if !(delta > 0.0 && delta <= 2.0) {
+            return Err(LossError::InvalidParameter {
+                name: "delta",
+                value: self.delta.to_string(),
+                reason: "FAPPY's finest resolution must be in (0, 2]",
+            });
+        }
+        if delta < 2.0 / (1u64 << 24) as f64 {
+            return Err(LossError::InvalidParameter {
+                name: "delta",
+                value: self.delta.to_string(),
+                reason: "resolutions below 2^-23 (2^24 cells) are not supported",
+            });
+        }
+        Ok((0..)
+            .map(|l| 1usize << l)
+            .take_while(|&c| 2.0 / c as f64 >= delta)
+            .collect())
     }
 
     /// Each level's factor on its summed FPP terms: the weighting divided by positive-pair counts.

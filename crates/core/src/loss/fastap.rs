@@ -23,12 +23,15 @@
 
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, passes_gradient};
-use super::{Loss, LossError, LossOutput};
+use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
-/// FastAP loss with `bins` histogram bins (default 10, as in the paper).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// FastAP loss with `bins` histogram bins (default 10, as in the paper); `[loss] kind = "fastap"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FastAp {
     /// Number of distance bins; `bins + 1` bin centres span `[0, 4]`.
     pub bins: usize,
@@ -40,35 +43,31 @@ impl Default for FastAp {
     }
 }
 
-impl Loss for FastAp {
-    fn loss_and_grad(&self, emb: &[f32], dim: usize, labels: &[i64]) -> Result<LossOutput, LossError> {
-        let (loss, grad) = self.compute(emb, dim, labels)?;
-        Ok(LossOutput {
-            loss: loss as f32,
-            grad,
-        })
-    }
-}
+/// The most bins accepted: far beyond any useful resolution (the papers tune 10–40), and small
+/// enough that the per-query histograms (`N × 2·bins` values) cannot exhaust memory.
+pub const MAX_BINS: usize = 1 << 16;
 
-impl FastAp {
-    /// The loss and gradient computed in `f64` throughout (for gradient checks and references).
-    pub fn loss_and_grad_f64(&self, emb: &[f64], dim: usize, labels: &[i64]) -> Result<(f64, Vec<f64>), LossError> {
-        self.compute(emb, dim, labels)
-    }
+impl LossMath for FastAp {
+    const NAME: &'static str = "fastap";
 
-    fn compute<T: Real>(&self, emb: &[T], dim: usize, labels: &[i64]) -> Result<(f64, Vec<T>), LossError> {
-        let n = check_batch(emb, dim, labels)?;
-        if self.bins == 0 {
+    fn validate(&self) -> Result<(), LossError> {
+        if self.bins == 0 || self.bins > MAX_BINS {
             return Err(LossError::InvalidParameter {
                 name: "bins",
-                value: "0".into(),
-                reason: "FastAP needs at least 1 bin",
+                value: self.bins.to_string(),
+                reason: "FastAP needs between 1 and 65536 bins",
             });
         }
+        Ok(())
+    }
+
+    fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
+        let (emb, dim, labels) = (input.emb, input.dim, input.labels);
+        let n = check_batch(emb, dim, labels)?;
         let (npos, _) = pair_counts(labels);
         let queries = npos.iter().filter(|&&p| p > 0).count();
         if queries == 0 {
-            return Ok((0.0, vec![T::ZERO; n * dim]));
+            return Ok(Gradients::zero(n, dim, 0));
         }
         let bins = self.bins;
         let width = 4.0 / bins as f64;
@@ -98,7 +97,11 @@ impl FastAp {
             .for_each(|(i, row)| pair_weights_row(row, labels, i, &slopes, bins, inv_width));
         // d d_ij / d x_i = −2·x_j.
         let grad = pair_weights_to_grad(&g, emb, n, dim, T::from_f64(-2.0));
-        Ok((1.0 - ap_sum / queries as f64, grad))
+        Ok(Gradients {
+            loss: 1.0 - ap_sum / queries as f64,
+            emb: grad,
+            params: Vec::new(),
+        })
     }
 }
 

@@ -18,12 +18,14 @@
 //! Batches are lists of indices into the label slice the sampler was built from.
 
 mod classes;
+mod config;
 pub mod label_shuffle;
 pub mod m_per_class;
 mod rng;
 mod stream;
 pub mod super_pairs;
 
+pub use config::{LabelShuffleConfig, MPerClassConfig, SamplerConfig, SuperPairsConfig};
 pub use label_shuffle::LabelShuffle;
 pub use m_per_class::MPerClass;
 pub use stream::{Batch, BatchStream, SamplerState};
@@ -114,6 +116,9 @@ pub enum SamplerError {
         /// An image of the class in `second`.
         second_image: usize,
     },
+    /// The sampler needs super-categories and the images have none.
+    #[error("the super-pairs sampler needs a super-category for every image, and these images have none")]
+    NoSuperCategories,
     /// A saved state belongs to a different sampler, settings, seed or label set.
     #[error("sampler state does not match this sampler: {field} was {saved:?} when saved, is {current:?} now")]
     StateMismatch {

@@ -1,0 +1,136 @@
+//! [`LossConfig`]: every loss by name, as the tagged enum of a config's `[loss]` section.
+//!
+//! ```toml
+//! [loss]
+//! kind = "fappy"      # the variant
+//! delta = 1e-4        # its own fields, and only those
+//! ```
+//!
+//! Adding a loss is one file in `loss/` (a type implementing [`LossMath`] that is also its own
+//! serde config, `#[serde(default, deny_unknown_fields)]`) plus one line in [`losses!`] below.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Fappy, FastAp, Loss, LossError, LossMath};
+use crate::settings::{self, SettingsError, Tree};
+
+/// Declares [`LossConfig`] from `Variant(Type) = "name"` lines: the enum, its kind names, its
+/// defaults and its one `build()`.
+macro_rules! losses {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal, )*) => {
+        /// The loss of a run and its settings: `kind` names the loss, the other keys are its own.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "kind")]
+        #[non_exhaustive]
+        pub enum LossConfig {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant($ty), )*
+        }
+
+        impl LossConfig {
+            /// Every loss's `kind`, in declaration order.
+            pub const KINDS: &'static [&'static str] = &[$($name),*];
+
+            /// The `kind` of this loss.
+            pub fn kind(&self) -> &'static str {
+                match self { $( Self::$variant(_) => $name, )* }
+            }
+
+            /// The loss `kind` with its default settings (`None` for an unknown name).
+            pub fn default_of(kind: &str) -> Option<Self> {
+                match kind {
+                    $( $name => Some(Self::$variant(<$ty>::default())), )*
+                    _ => None,
+                }
+            }
+
+            /// Reads a `[loss]` table: `kind` (default `fastap`) and that loss's own keys; an error
+            /// names the key (`loss.delta: …`).
+            pub fn from_tree(mut tree: Tree) -> Result<Self, SettingsError> {
+                let kind = settings::take_tag("loss", &mut tree, "kind", Self::KINDS, Self::KINDS[0])?;
+                match kind.as_str() {
+                    $( $name => Ok(Self::$variant(settings::deserialize::<$ty>("loss", tree)?)), )*
+                    _ => unreachable!("take_tag accepts only known kinds"),
+                }
+            }
+
+            /// The loss itself, as the trait object the trainers and commands use.
+            pub fn as_loss(&self) -> &dyn Loss {
+                match self { $( Self::$variant(l) => l, )* }
+            }
+
+            /// Validates the settings and returns the loss.
+            pub fn build(&self) -> Result<Box<dyn Loss>, LossError> {
+                match self {
+                    $( Self::$variant(l) => {
+                        LossMath::validate(l)?;
+                        Ok(Box::new(Clone::clone(l)))
+                    } )*
+                }
+            }
+        }
+    };
+}
+
+losses! {
+    /// FastAP (Cakir et al., CVPR 2019): `bins`.
+    Fastap(FastAp) = "fastap",
+    /// FAPPY (Zhong et al., ICONIP 2017): `delta`, `weighting`.
+    Fappy(Fappy) = "fappy",
+}
+
+impl<'de> Deserialize<'de> for LossConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_tree(Tree::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self::Fastap(FastAp::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_its_loss_name_and_round_trips() {
+        for kind in LossConfig::KINDS {
+            let cfg = LossConfig::default_of(kind).unwrap();
+            assert_eq!(cfg.kind(), *kind);
+            assert_eq!(cfg.as_loss().name(), *kind, "the enum name and LossMath::NAME differ");
+            cfg.build().unwrap();
+            let json = serde_json::to_value(&cfg).unwrap();
+            assert_eq!(json["kind"], *kind);
+            assert_eq!(serde_json::from_value::<LossConfig>(json).unwrap(), cfg);
+        }
+        assert!(LossConfig::default_of("nope").is_none());
+    }
+
+    #[test]
+    fn fields_of_another_kind_are_refused() {
+        let err = serde_json::from_value::<LossConfig>(serde_json::json!({"kind": "fappy", "bins": 3}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bins"), "{err}");
+        let err = serde_json::from_value::<LossConfig>(serde_json::json!({"kind": "fappy", "delta": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("loss.delta: invalid type"), "{err}");
+        let err = serde_json::from_value::<LossConfig>(serde_json::json!({"kind": "nope"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loss.kind") && err.contains("fastap, fappy"), "{err}");
+        let default: LossConfig = serde_json::from_value(serde_json::json!({"bins": 4})).unwrap();
+        assert_eq!(default, LossConfig::Fastap(FastAp { bins: 4 }));
+        let ok: LossConfig = serde_json::from_value(serde_json::json!({"kind": "fastap", "bins": 3})).unwrap();
+        assert_eq!(ok, LossConfig::Fastap(FastAp { bins: 3 }));
+    }
+
+    #[test]
+    fn build_validates() {
+        let err = LossConfig::Fastap(FastAp { bins: 0 }).build().unwrap_err();
+        assert!(err.to_string().contains("bins"), "{err}");
+    }
+}
