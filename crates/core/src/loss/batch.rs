@@ -190,16 +190,18 @@ pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
     (pos, neg)
 }
 
-/// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings.
+/// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings ([`linalg::gram`]: symmetric).
 pub(crate) fn gram<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
     let mut g = vec![T::ZERO; n * n];
-    linalg::matmul_abt(emb, emb, n, n, dim, &mut g);
+    linalg::gram(emb, n, dim, &mut g);
     g
 }
 
 /// `W := W + Wᵀ` in place (square `n×n`), then the diagonal is zeroed.
 pub(crate) fn symmetrize<T: Real>(w: &mut [T], n: usize) {
-    const B: usize = 64;
+    // Small tiles: with a power-of-two row length every column access of a tile falls into the
+    // same cache set, so tiles beyond the cache's associativity thrash (4× slower at 64, n = 1024).
+    const B: usize = 8;
     for bi in (0..n).step_by(B) {
         for bj in (bi..n).step_by(B) {
             for i in bi..(bi + B).min(n) {

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_finite};
-use super::distance::{euclidean, euclidean_backward};
+use super::distance::{euclidean, euclidean_backward, pair_weight};
 use super::reduce::NonZeroMean;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
@@ -66,23 +66,18 @@ impl LossMath for Contrastive {
         let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let n = check_batch(emb, dim, labels)?;
         let dist = euclidean(emb, n, dim);
-        // Each unordered pair once (j > i): the pair's loss, if it counts.
-        let pair_loss = |i: usize, j: usize| {
-            let d = dist[i * n + j].to_f64();
-            if labels[i] == labels[j] {
-                (true, d - self.pos_margin)
-            } else {
-                (false, self.neg_margin - d)
-            }
-        };
+        // Each unordered pair once (j > i).
         let (pos, neg) = (0..n)
             .into_par_iter()
             .map(|i| {
                 let (mut pos, mut neg) = (NonZeroMean::default(), NonZeroMean::default());
                 for j in i + 1..n {
-                    match pair_loss(i, j) {
-                        (true, l) => pos.push(l),
-                        (false, l) => neg.push(l),
+                    let same = labels[i] == labels[j];
+                    let loss = self.pair_loss(same, dist[i * n + j].to_f64());
+                    if same {
+                        pos.push(loss)
+                    } else {
+                        neg.push(loss)
                     };
                 }
                 (pos, neg)
@@ -91,22 +86,37 @@ impl LossMath for Contrastive {
         if pos.count + neg.count == 0 {
             return Ok(Gradients::zero(n, dim, 0));
         }
-        // ∂L/∂d_ij: +1/K⁺ for a counted positive pair, −1/K⁻ for a counted negative one.
-        let (wp, wn) = (T::from_f64(pos.weight()), T::from_f64(-neg.weight()));
-        let mut coef = vec![T::ZERO; n * n];
-        coef.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            for (j, c) in row.iter_mut().enumerate().skip(i + 1) {
-                *c = match pair_loss(i, j) {
-                    (true, l) if l > 0.0 => wp,
-                    (false, l) if l > 0.0 => wn,
-                    _ => T::ZERO,
+        // ∂L/∂d_ij: +1/K⁺ for a counted positive pair, −1/K⁻ for a counted negative one; each
+        // row overwrites its own distances with the pair weights (both halves: W is symmetric).
+        let (wp, wn) = (pos.weight(), -neg.weight());
+        let mut w = dist;
+        w.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                let (d, same) = (v.to_f64(), labels[i] == labels[j]);
+                let dl_dd = match (j == i, same) {
+                    (false, _) if self.pair_loss(same, d) <= 0.0 => 0.0,
+                    (false, true) => wp,
+                    (false, false) => wn,
+                    (true, _) => 0.0,
                 };
+                *v = T::from_f64(pair_weight(dl_dd, d));
             }
         });
         Ok(Gradients {
             loss: pos.value() + neg.value(),
-            emb: euclidean_backward(coef, &dist, emb, n, dim),
+            emb: euclidean_backward(&w, emb, n, dim),
             params: Vec::new(),
         })
+    }
+}
+
+impl Contrastive {
+    /// The hinge's argument for a pair at distance `d`: it costs `[this]₊`.
+    fn pair_loss(&self, same_class: bool, d: f64) -> f64 {
+        if same_class {
+            d - self.pos_margin
+        } else {
+            self.neg_margin - d
+        }
     }
 }

@@ -16,14 +16,14 @@ pub(crate) fn log_sum_exp(z: &mut [f64], with_one: bool) -> f64 {
         top = top.max(0.0);
     }
     let mut sum = if with_one { (-top).exp() } else { 0.0 };
-    for v in z.iter() {
-        sum += (v - top).exp();
-    }
-    let value = top + sum.ln();
     for v in z.iter_mut() {
-        *v = (*v - value).exp();
+        *v = (*v - top).exp();
+        sum += *v;
     }
-    value
+    // exp(z_k − value) = exp(z_k − top) / sum: one exponential per entry.
+    let inv = 1.0 / sum;
+    z.iter_mut().for_each(|v| *v *= inv);
+    top + sum.ln()
 }
 
 #[cfg(test)]

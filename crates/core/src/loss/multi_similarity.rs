@@ -128,18 +128,20 @@ impl MultiSimilarity {
     /// `∂ℓ_i/∂s_ij` (0 for unused pairs and the diagonal).
     fn anchor<T: Real>(&self, i: usize, row: &mut [T], labels: &[i64], zp: &mut Vec<f64>, zn: &mut Vec<f64>) -> Row {
         let li = labels[i];
+        let mined = self.miner == MultiSimilarityMiner::MultiSimilarity;
         let (mut min_pos, mut max_neg) = (f64::INFINITY, f64::NEG_INFINITY);
-        for (j, (&v, &l)) in row.iter().zip(labels).enumerate() {
-            let v = v.to_f64();
-            if j == i {
-                continue;
-            } else if l == li {
-                min_pos = min_pos.min(v);
-            } else {
-                max_neg = max_neg.max(v);
+        if mined {
+            for (j, (&v, &l)) in row.iter().zip(labels).enumerate() {
+                let v = v.to_f64();
+                if j == i {
+                    continue;
+                } else if l == li {
+                    min_pos = min_pos.min(v);
+                } else {
+                    max_neg = max_neg.max(v);
+                }
             }
         }
-        let mined = self.miner == MultiSimilarityMiner::MultiSimilarity;
         // PML's miner selects nothing for an anchor without a positive or without a negative
         // (its infinities make every comparison false).
         let (eps, both) = (self.epsilon, min_pos.is_finite() && max_neg.is_finite());

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_class_params, check_finite, check_positive};
 use super::logsumexp::log_sum_exp;
-use super::proxies::UnitRows;
+use super::proxies::{Layout, UnitRows};
 use super::{Gradients, LossError, LossInput, LossMath, ParamInit, ParamSpec};
 use crate::real::Real;
 
@@ -79,14 +79,8 @@ impl LossMath for ProxyAnchor {
         labels.iter().for_each(|&l| present[l as usize] = true);
         let with_pos = present.iter().filter(|&&p| p).count() as f64;
         let proxies = UnitRows::new(input.params, classes, dim);
-        let scores = proxies.scores(emb, n);
-        // By class (C×N): the scores, then ∂L/∂s_ic in their place.
-        let mut by_class = vec![T::ZERO; classes * n];
-        for (i, row) in scores.chunks(classes).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                by_class[c * n + i] = v;
-            }
-        }
+        // One row per class (C×N): the scores, then ∂L/∂s_ic in their place.
+        let mut by_class = proxies.scores(emb, n, Layout::ByClass);
         let (alpha, margin) = (self.alpha, self.margin);
         let (pos_loss, neg_loss) = by_class
             .par_chunks_mut(n)
@@ -117,13 +111,7 @@ impl LossMath for ProxyAnchor {
                 },
             )
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        let mut g = scores;
-        for (c, row) in by_class.chunks(n).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                g[i * classes + c] = v;
-            }
-        }
-        let (grad_emb, grad_proxies) = proxies.backward(&g, emb, n);
+        let (grad_emb, grad_proxies) = proxies.backward(&by_class, Layout::ByClass, emb, n);
         Ok(Gradients {
             loss: pos_loss / with_pos + neg_loss / classes as f64,
             emb: grad_emb,

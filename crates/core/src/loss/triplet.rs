@@ -37,8 +37,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::batch::symmetrize;
 use super::batch::{check_batch, check_finite};
-use super::distance::{euclidean, euclidean_backward, euclidean_backward_pairs};
+use super::distance::{divide_by_distance, euclidean, euclidean_backward, pair_weight};
 use super::reduce::NonZeroMean;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
@@ -105,11 +106,14 @@ impl LossMath for Triplet {
         if total.count == 0 {
             return Ok(Gradients::zero(n, dim, 0));
         }
+        // Anchor-wise ∂/∂d_aj, summed over both orders of each pair, over d, times 1/count.
+        symmetrize(&mut coef, n);
+        divide_by_distance(&mut coef, &dist);
         let w = T::from_f64(total.weight());
         coef.par_iter_mut().for_each(|c| *c = *c * w);
         Ok(Gradients {
             loss: total.value(),
-            emb: euclidean_backward(coef, &dist, emb, n, dim),
+            emb: euclidean_backward(&coef, emb, n, dim),
             params: Vec::new(),
         })
     }
@@ -224,14 +228,24 @@ impl Triplet {
         for &(_, _, loss) in picks.iter().flatten() {
             total.push(loss);
         }
-        let mut grad = vec![T::ZERO; n * dim];
+        if total.count == 0 {
+            return Gradients::zero(n, dim, 0);
+        }
+        // Two pairs per counted anchor, in both orders: the backward pass takes its sparse route.
         let w = total.weight();
-        let pairs = picks
+        let mut weights = vec![T::ZERO; n * n];
+        for (a, &(p, neg, _)) in picks
             .iter()
             .enumerate()
-            .filter_map(|(a, pick)| pick.map(|(p, neg, _)| [(a, p, w), (a, neg, -w)]))
-            .flatten();
-        euclidean_backward_pairs(pairs, dist, emb, dim, &mut grad);
+            .filter_map(|(a, pick)| pick.as_ref().map(|p| (a, p)))
+        {
+            for (j, dl_dd) in [(p, w), (neg, -w)] {
+                let v = T::from_f64(pair_weight(dl_dd, dist[a * n + j].to_f64()));
+                weights[a * n + j] += v;
+                weights[j * n + a] += v;
+            }
+        }
+        let grad = euclidean_backward(&weights, emb, n, dim);
         Gradients {
             loss: total.value(),
             emb: grad,
