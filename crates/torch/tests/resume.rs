@@ -30,13 +30,13 @@ fn two_epochs_equal_one_plus_resume_bit_for_bit() {
     assert_eq!(full.results.epochs, 2);
 
     let mut cfg1 = common::tiny_config(&data, &resumed);
-    cfg1.train.epochs = 1;
+    cfg1.run.epochs = 1;
     train(&cfg1, RunOptions::default(), &mut Silent).unwrap();
     let after_one = load_latest(&resumed).unwrap();
     assert_eq!(after_one.state.epoch, 1);
     // The process that trained epoch 1 is gone; a new run continues from the directory alone.
     let mut cont = embedrank_torch::run_dir::read_config(&resumed).unwrap();
-    cont.train.epochs = 2;
+    cont.run.epochs = 2;
     let second = train(
         &cont,
         RunOptions {

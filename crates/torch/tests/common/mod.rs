@@ -57,15 +57,15 @@ pub fn images(classes: usize, per_class: usize, salt: u64) -> (Vec<u8>, Vec<u8>)
 /// A small, fast config on the dataset in `data`, writing to `out`: batches of 4 classes × 4.
 pub fn tiny_config(data: &Path, out: &Path) -> TrainConfig {
     let mut cfg = TrainConfig::default();
-    cfg.data.path = data.to_path_buf();
+    cfg.run.data = data.to_path_buf();
     cfg.model.dim = 16;
-    cfg.sampler.m = 4;
+    cfg.set("sampler.m", 4).unwrap();
     cfg.train.batch_size = 16;
-    cfg.train.epochs = 2;
-    cfg.train.threads = 1;
+    cfg.run.epochs = 2;
+    cfg.run.threads = 1;
     cfg.train.seed = 7;
-    cfg.train.eval_batch_size = 64;
-    cfg.train.out_dir = out.to_path_buf();
+    cfg.run.eval_batch_size = 64;
+    cfg.run.out_dir = out.to_path_buf();
     cfg
 }
 
