@@ -112,7 +112,6 @@ pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Res
 
 /// Checks the per-class parameters of a loss: `C×dim` values with `C = params.len() / dim`, and
 /// every label in `0..C`; returns `C`.
-#[allow(dead_code)] // used by the proxy losses
 pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'static str) -> Result<usize, LossError> {
     let dim = input.dim.max(1);
     let classes = input.params.len() / dim;
@@ -151,6 +150,32 @@ pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'s
         });
     }
     Ok(classes)
+}
+
+/// Refuses a setting that is NaN or infinite.
+pub(crate) fn check_finite(name: &'static str, value: f64) -> Result<(), LossError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be a finite number",
+        })
+    }
+}
+
+/// Refuses a setting that is not a finite number `> 0` (a scale or a temperature).
+pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), LossError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be a finite number > 0",
+        })
+    }
 }
 
 /// Per row: how many *other* rows share its label (positives) and how many do not (negatives).

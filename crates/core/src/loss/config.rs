@@ -11,7 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fappy, FastAp, Loss, LossError, LossMath};
+use super::{
+    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, Triplet,
+};
 use crate::settings::{self, SettingsError, Tagged, Tree};
 
 /// Declares [`LossConfig`] from `Variant(Type) = "name"` lines: the enum, its kind names, its
@@ -73,6 +75,16 @@ losses! {
     Fastap(FastAp) = "fastap",
     /// FAPPY (Zhong et al., ICONIP 2017): `delta`, `weighting`.
     Fappy(Fappy) = "fappy",
+    /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
+    Contrastive(Contrastive) = "contrastive",
+    /// Triplet margin loss (PML `TripletMarginLoss` + miners): `margin`, `mining`, `miner_margin`.
+    Triplet(Triplet) = "triplet",
+    /// Multi-similarity (PML `MultiSimilarityLoss` [+ miner]): `alpha`, `beta`, `base`, `miner`, `epsilon`.
+    MultiSimilarity(MultiSimilarity) = "multi-similarity",
+    /// Proxy-Anchor (PML `ProxyAnchorLoss`, one proxy per class): `margin`, `alpha`.
+    ProxyAnchor(ProxyAnchor) = "proxy-anchor",
+    /// Normalized softmax (PML `NormalizedSoftmaxLoss`, one weight row per class): `temperature`.
+    NormalizedSoftmax(NormalizedSoftmax) = "normalized-softmax",
 }
 
 impl Tagged for LossConfig {
