@@ -84,6 +84,7 @@ impl LossMath for Fappy {
         let coef = self.level_coefficients(&g, n, labels, cells.len());
 
         let finest = (cells.len() - 1) as u32;
+        let levels = anchor::levels(&coef);
         let loss: f64 = g
             .par_chunks_mut(n)
             .enumerate()
@@ -93,7 +94,7 @@ impl LossMath for Fappy {
                     row.fill(T::ZERO);
                     return 0.0;
                 }
-                anchor::anchor_row(row, labels, a, finest, &coef, scr)
+                anchor::anchor_row(row, labels, a, finest, &levels, scr)
             })
             .sum();
         symmetrize(&mut g, n);
