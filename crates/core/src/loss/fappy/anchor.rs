@@ -2,13 +2,13 @@
 //!
 //! Cells nest across levels. With `L` the finest level (`2^L` cells), a similarity's finest cell
 //! is its *key* `C = min(⌊u⌋, 2^L − 1)`, `u = (s + 1)·2^(L−1)`, and `r = u − C` its remainder. At
-//! level `l` a cell spans `w = 2^(L−l)` keys: the cell is `C >> (L−l)` and the right-node weight
-//! is `f = (C mod w + r)/w`, exactly the binning's (scaling by a power of two is exact, so the
-//! floors agree bit for bit). A child cell `2c + o` of level `l + 1` passes `(o + f)/2` up.
+//! level `l` a cell spans `w = 2^(L−l)` keys `[c·w, (c+1)·w)`, and the right-node weight of a
+//! similarity in cell `c` is `f = (C − c·w + r)/w`, exactly the binning's (scaling by a power of
+//! two is exact, so the floors agree bit for bit).
 //!
 //! A positive with left node `b` and weights `w_l`, `w_r` only looks at the negatives of cells
 //! `b − 1` and `b`; all higher ones count whole. With `A` the number of negatives above cell `b`,
-//! `n_c` the number in cell `c` and `F_c = Σ_{cell c} f`:
+//! `n_c` the number in cell `c` and `F_c = Σ_{cell c} f = (Σ C − c·w·n_c + Σ r)/w`:
 //!
 //! - `tail[b] = (A + n_b + F_{b−1})/N⁻` and `tail[b+1] = (A + F_b)/N⁻`, so the positive's FPP half is
 //!   `(A + w_l·(n_b + F_{b−1}) + w_r·F_b)/N⁻`;
@@ -16,17 +16,21 @@
 //! - a negative in cell `c` receives `k/(δ·N⁻)·(Σ_{b_p = c+1} w_l,p + Σ_{b_p = c} w_r,p)`: each
 //!   positive adds `k·w_l/(δN⁻)` to the negatives of cell `b − 1` and `k·w_r/(δN⁻)` to those of `b`.
 //!
-//! The levels split at `top`, the deepest level whose cells between the anchor's lowest and
-//! highest negative number at most `N⁻`:
-//! - coarse levels `l ≤ top` keep dense per-cell arrays over that span: `n_c` and `F_c` (binned
-//!   at `top`, then merged pairwise upwards), the counts above each cell, and the negatives'
-//!   gradient per cell, pushed down to `top` at the end so that each negative reads one cell.
-//!   A positive costs O(1) per level;
-//! - finer levels read the negatives directly: a window of two cells lies inside at most two
-//!   cells of `top`, whose negatives are grouped by a counting sort.
+//! The negatives are binned once, at level `top`: the deepest level whose cells between the
+//! anchor's lowest and highest negative number at most `N⁻`. Per held cell of `top` we keep
+//! prefix sums of the counts, keys (integers: exact in `f64`) and remainders, and the negatives
+//! grouped by cell (a counting sort).
+//! - At a coarse level `l ≤ top` a cell is a run of `top` cells, so `A`, `n_c` and `F_c` are
+//!   differences of prefix sums: O(1) per positive. The negatives' share goes into a difference
+//!   array over `top` cells, summed once at the end. A window without negatives adds nothing
+//!   there, so every term of that array reaches some negative whose gradient (a sum of
+//!   non-negative terms) is at least that large: its rounding stays relative to the gradient.
+//! - At a finer level a window of two cells lies within at most two `top` cells, whose negatives
+//!   are read directly; the windows of one positive nest, so each level filters the negatives
+//!   kept from the one before.
 //!
 //! Per anchor: `O(N + N⁺·levels)` (plus the negatives met in fine windows, a few on average),
-//! memory `O(N)`. Every sum adds non-negative terms, so no level's rounding leaks into another's.
+//! memory `O(N)`.
 
 use super::super::batch::passes_gradient;
 use crate::real::Real;
@@ -57,78 +61,29 @@ pub(super) struct Scratch {
     out: Vec<f64>,
     positives: Vec<Positive>,
     negatives: Vec<Negative>,
-    cells: Cells,
+    bins: Bins,
 }
 
-/// The negatives binned for the windows.
+/// The negatives binned by cell of level `top`.
 #[derive(Debug, Default)]
-struct Cells {
-    /// The negatives grouped by cell of level `top`, and where each cell's group begins.
+struct Bins {
+    /// Keys per `top` cell: `2^shift`.
+    shift: u32,
+    /// The first `top` cell held and how many are held.
+    first: u32,
+    len: u32,
+    /// Per held cell `t` (and one past the last): negatives, sums of keys and of remainders in
+    /// the cells before `t`.
+    count: Vec<u32>,
+    key_sum: Vec<f64>,
+    rem_sum: Vec<f64>,
+    /// The negatives grouped by cell (cell `t` from `count[t]` on), and a cursor per cell.
     grouped: Vec<Negative>,
-    start: Vec<u32>,
     next: Vec<u32>,
+    /// Difference array of the coarse levels' share of the negatives' gradient, per cell.
+    grad: Vec<f64>,
     /// The negatives of a positive's current fine window.
     window: Vec<Negative>,
-    /// Per coarse level and cell: negatives in the cell, negatives in it and above, `F_c`, and
-    /// the negatives' gradient.
-    count: Vec<u32>,
-    above: Vec<u32>,
-    f_sum: Vec<f64>,
-    grad: Vec<f64>,
-}
-
-/// Where each coarse level's cells lie in the per-cell buffers.
-#[derive(Debug)]
-struct Span {
-    finest: u32,
-    top: usize,
-    /// Per level: the first cell held, how many are held, and where they begin in the buffers
-    /// (one more slot per level holds 0 for "above the last cell").
-    first: [u32; MAX_LEVELS],
-    len: [u32; MAX_LEVELS],
-    at: [usize; MAX_LEVELS + 1],
-}
-
-/// At most `2^24` cells: levels `0..=24`.
-const MAX_LEVELS: usize = 25;
-
-impl Span {
-    /// The span of the negatives' keys `[min, max]` at each level down to the deepest one
-    /// holding at most `cap` cells.
-    fn new(min: u32, max: u32, finest: u32, levels: usize, cap: usize) -> Self {
-        let mut sp = Self {
-            finest,
-            top: 0,
-            first: [0; MAX_LEVELS],
-            len: [0; MAX_LEVELS],
-            at: [0; MAX_LEVELS + 1],
-        };
-        for l in 0..levels {
-            let sh = finest - l as u32;
-            let cells = (max >> sh) - (min >> sh) + 1;
-            if l > 0 && cells as usize > cap {
-                break;
-            }
-            sp.top = l;
-            sp.first[l] = min >> sh;
-            sp.len[l] = cells;
-            sp.at[l + 1] = sp.at[l] + cells as usize + 1;
-        }
-        sp
-    }
-
-    /// Buffer slot of `cell` at level `l`, if the span holds it.
-    #[inline(always)]
-    fn slot(&self, l: usize, cell: u32) -> Option<usize> {
-        let i = cell.wrapping_sub(self.first[l]);
-        (i < self.len[l]).then(|| self.at[l] + i as usize)
-    }
-
-    /// Buffer slot whose `above` entry counts the negatives in cells `≥ cell` at level `l`.
-    #[inline(always)]
-    fn from(&self, l: usize, cell: u32) -> usize {
-        self.at[l] + cell.saturating_sub(self.first[l]).min(self.len[l]) as usize
-    }
 }
 
 /// One level's constants.
@@ -179,33 +134,27 @@ pub(super) fn anchor_row<T: Real>(
     scr.sims.clear();
     scr.sims.extend(row.iter().map(|v| v.to_f64()));
     gather(scr, labels, a, finest);
-    let m = scr.negatives.len();
-    let (min, max) = scr
-        .negatives
-        .iter()
-        .fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.key), hi.max(e.key)));
-    let span = Span::new(min, max, finest, finest as usize + 1, 2 * m);
-    bin_coarse(&mut scr.cells, &scr.negatives, &span);
+    let top = scr.bins.bin(&scr.negatives, finest);
     scr.out.clear();
     scr.out.resize(row.len(), 0.0);
 
-    let inv_neg = 1.0 / m as f64;
+    let inv_neg = 1.0 / scr.negatives.len() as f64;
     let mut loss = 0.0;
     for p in &scr.positives {
         let mut grad = 0.0;
-        // The fine levels' windows nest: each one filters the previous one's negatives.
+        // How many negatives lie above the current fine window, once there is one.
         let mut fine: Option<f64> = None;
         for lv in levels.iter().filter(|lv| p.s <= lv.bound) {
-            let b = p.key >> lv.shift;
-            let w_right = ((p.key - (b << lv.shift)) as f64 + p.rem) * lv.inv_width;
+            let x1 = p.key >> lv.shift << lv.shift;
+            let w_right = ((p.key - x1) as f64 + p.rem) * lv.inv_width;
             let w_left = 1.0 - w_right;
             let gk = lv.k_over_delta * inv_neg;
             let (g_left, g_right) = (gk * w_left, gk * w_right);
-            let win = if lv.l <= span.top {
-                coarse_window(&mut scr.cells, &span, lv.l, b, g_left, g_right)
+            let win = if lv.l <= top {
+                scr.bins.coarse_window(lv, x1, g_left, g_right)
             } else {
-                let above = fine.unwrap_or_else(|| scr.cells.start_fine(&span, lv.shift, b));
-                let win = scr.cells.fine_window(&mut scr.out, above, lv, b, g_left, g_right);
+                let above = fine.unwrap_or_else(|| scr.bins.start_fine(lv.shift, x1));
+                let win = scr.bins.fine_window(&mut scr.out, above, lv, x1, g_left, g_right);
                 fine = Some(win.above);
                 win
             };
@@ -216,19 +165,17 @@ pub(super) fn anchor_row<T: Real>(
             scr.out[p.j] = grad;
         }
     }
-    // The coarse levels' gradient, pushed down to `top`.
-    for l in 1..=span.top {
-        for i in 0..span.len[l] {
-            let parent = span.at[l - 1] + (((span.first[l] + i) >> 1) - span.first[l - 1]) as usize;
-            scr.cells.grad[span.at[l] + i as usize] += scr.cells.grad[parent];
-        }
+    // The coarse levels' share, summed up per `top` cell.
+    let bins = &mut scr.bins;
+    let mut acc = 0.0;
+    for g in &mut bins.grad {
+        acc += *g;
+        *g = acc;
     }
-    let top_shift = finest - span.top as u32;
     for e in &scr.negatives {
         let j = e.j as usize;
         scr.out[j] = if passes_gradient(scr.sims[j]) {
-            let slot = span.slot(span.top, e.key >> top_shift).expect("the span holds every negative");
-            scr.out[j] + scr.cells.grad[slot]
+            scr.out[j] + bins.grad[((e.key >> bins.shift) - bins.first) as usize]
         } else {
             0.0
         };
@@ -250,52 +197,127 @@ struct Window {
     f_left: f64,
 }
 
-/// A coarse level's window from the dense arrays; adds `g_left`, `g_right` to cells `b − 1`, `b`.
-#[inline(always)]
-fn coarse_window(cells: &mut Cells, span: &Span, l: usize, b: u32, g_left: f64, g_right: f64) -> Window {
-    let mut win = Window {
-        above: f64::from(cells.above[span.from(l, b + 1)]),
-        n_cell: 0.0,
-        f_cell: 0.0,
-        f_left: 0.0,
-    };
-    if let Some(i) = span.slot(l, b) {
-        win.n_cell = f64::from(cells.count[i]);
-        win.f_cell = cells.f_sum[i];
-        cells.grad[i] += g_right;
+/// Splits the anchor's columns into positives and negatives with their keys.
+fn gather(scr: &mut Scratch, labels: &[i64], a: usize, finest: u32) {
+    let half_cells = (1u64 << finest) as f64 / 2.0;
+    let max_key = (1u32 << finest) - 1;
+    scr.positives.clear();
+    scr.negatives.clear();
+    for (j, &s) in scr.sims.iter().enumerate().filter(|&(j, _)| j != a) {
+        let s = s.clamp(-1.0, 1.0);
+        let u = (s + 1.0) * half_cells;
+        let key = (u as u32).min(max_key); // u ≥ 0: truncation is floor
+        let rem = u - key as f64;
+        if labels[j] == labels[a] {
+            scr.positives.push(Positive { j, s, key, rem });
+        } else {
+            scr.negatives.push(Negative { key, j: j as u32, rem });
+        }
     }
-    if let Some(i) = b.checked_sub(1).and_then(|c| span.slot(l, c)) {
-        win.f_left = cells.f_sum[i];
-        cells.grad[i] += g_left;
-    }
-    win
 }
 
-impl Cells {
-    /// Starts a positive's fine windows at the first fine level (cells of `2^shift` keys, the
-    /// positive in cell `b`): copies the negatives of the one or two cells of level `top` that
-    /// hold cells `b − 1` and `b`; returns how many negatives lie above those `top` cells.
-    fn start_fine(&mut self, span: &Span, shift: u32, b: u32) -> f64 {
-        let x1 = b << shift;
-        let (x0, x2) = (x1.saturating_sub(1 << shift), x1 + (1 << shift));
-        let top_shift = span.finest - span.top as u32;
-        let (t0, t1) = (x0 >> top_shift, (x2 - 1) >> top_shift);
-        self.window.clear();
-        for t in t0..=t1 {
-            if let Some(i) = span.slot(span.top, t) {
-                let group = i - span.at[span.top];
-                let (from, to) = (self.start[group] as usize, self.start[group + 1] as usize);
-                self.window.extend_from_slice(&self.grouped[from..to]);
-            }
+impl Bins {
+    /// Bins the negatives at level `top` (returned): the deepest level whose cells between the
+    /// lowest and highest key number at most the negatives' count.
+    fn bin(&mut self, negatives: &[Negative], finest: u32) -> usize {
+        let m = negatives.len();
+        let (min, max) = negatives
+            .iter()
+            .fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.key), hi.max(e.key)));
+        let top = (1..=finest)
+            .take_while(|&l| ((max >> (finest - l)) - (min >> (finest - l))) as usize + 1 <= m)
+            .last()
+            .unwrap_or(0);
+        self.shift = finest - top;
+        self.first = min >> self.shift;
+        self.len = (max >> self.shift) - self.first + 1;
+        let cells = self.len as usize;
+        let cell = |e: &Negative| ((e.key >> self.shift) - self.first) as usize;
+
+        // Per cell counts and sums (in the slot after the cell), then prefix sums.
+        for v in [&mut self.key_sum, &mut self.rem_sum, &mut self.grad] {
+            v.clear();
+            v.resize(cells + 1, 0.0);
         }
-        f64::from(self.above[span.from(span.top, t1 + 1)])
+        self.count.clear();
+        self.count.resize(cells + 1, 0);
+        for e in negatives {
+            let t = cell(e) + 1;
+            self.count[t] += 1;
+            self.key_sum[t] += f64::from(e.key);
+            self.rem_sum[t] += e.rem;
+        }
+        for t in 1..=cells {
+            self.count[t] += self.count[t - 1];
+            self.key_sum[t] += self.key_sum[t - 1];
+            self.rem_sum[t] += self.rem_sum[t - 1];
+        }
+        // Counting sort: each negative at its cell's next place.
+        self.grouped.clear();
+        self.grouped.resize(m, Negative::default());
+        self.next.clear();
+        self.next.extend_from_slice(&self.count[..cells]);
+        for e in negatives {
+            let t = cell(e);
+            self.grouped[self.next[t] as usize] = *e;
+            self.next[t] += 1;
+        }
+        top as usize
     }
 
-    /// A fine level's window from the negatives kept from the previous one, `above` of which
-    /// lay above it; keeps those of cells `b − 1` and `b` and adds `g_left`, `g_right` to them.
+    /// How many held `top` cells lie below key `x`, a multiple of their width.
     #[inline(always)]
-    fn fine_window(&mut self, out: &mut [f64], above: f64, lv: &Level, b: u32, g_left: f64, g_right: f64) -> Window {
-        let x1 = b << lv.shift;
+    fn cells_below(&self, x: u32) -> usize {
+        (x >> self.shift).saturating_sub(self.first).min(self.len) as usize
+    }
+
+    /// A coarse level's window (the positive's cell starting at key `x1`) from the prefix
+    /// sums; adds `g_left`, `g_right` to the negatives of cells `b − 1`, `b`.
+    #[inline(always)]
+    fn coarse_window(&mut self, lv: &Level, x1: u32, g_left: f64, g_right: f64) -> Window {
+        let x0 = x1.saturating_sub(1 << lv.shift);
+        let (t0, t1, t2) = (self.cells_below(x0), self.cells_below(x1), self.cells_below(x1 + (1 << lv.shift)));
+        let (c0, c1, c2) = (self.count[t0], self.count[t1], self.count[t2]);
+        let (ks, rs) = (&self.key_sum, &self.rem_sum);
+        let (n_left, n_cell) = (f64::from(c1 - c0), f64::from(c2 - c1));
+        let f_left = (ks[t1] - ks[t0] - f64::from(x0) * n_left + (rs[t1] - rs[t0])) * lv.inv_width;
+        let f_cell = (ks[t2] - ks[t1] - f64::from(x1) * n_cell + (rs[t2] - rs[t1])) * lv.inv_width;
+        if c1 > c0 {
+            self.grad[t0] += g_left;
+            self.grad[t1] -= g_left;
+        }
+        if c2 > c1 {
+            self.grad[t1] += g_right;
+            self.grad[t2] -= g_right;
+        }
+        Window {
+            above: f64::from(self.count[self.len as usize] - c2),
+            n_cell,
+            f_cell,
+            f_left,
+        }
+    }
+
+    /// Starts a positive's fine windows at its first fine level (cells of `2^shift` keys, its
+    /// own starting at `x1`): keeps the negatives of the one or two `top` cells that hold cells
+    /// `b − 1` and `b`; returns how many negatives lie above those `top` cells.
+    fn start_fine(&mut self, shift: u32, x1: u32) -> f64 {
+        let x0 = x1.saturating_sub(1 << shift);
+        let x2 = x1 + (1 << shift);
+        let (t0, t1) = (x0 >> self.shift, (x2 - 1) >> self.shift);
+        let first = self.cells_below(t0 << self.shift);
+        let last = self.cells_below((t1 + 1) << self.shift);
+        self.window.clear();
+        let (from, to) = (self.count[first] as usize, self.count[last] as usize);
+        self.window.extend_from_slice(&self.grouped[from..to]);
+        f64::from(self.count[self.len as usize] - self.count[last])
+    }
+
+    /// A fine level's window (the positive's cell starting at key `x1`) from the negatives
+    /// kept from the previous one, `above` of which lay above it; keeps those of cells `b − 1`
+    /// and `b` and adds `g_left`, `g_right` to them.
+    #[inline(always)]
+    fn fine_window(&mut self, out: &mut [f64], above: f64, lv: &Level, x1: u32, g_left: f64, g_right: f64) -> Window {
         let (x0, x2) = (x1.saturating_sub(1 << lv.shift), x1 + (1 << lv.shift));
         let mut win = Window {
             above,
@@ -324,84 +346,5 @@ impl Cells {
         }
         self.window.truncate(kept);
         win
-    }
-}
-
-/// Splits the anchor's columns into positives and negatives with their keys.
-fn gather(scr: &mut Scratch, labels: &[i64], a: usize, finest: u32) {
-    let half_cells = (1u64 << finest) as f64 / 2.0;
-    let max_key = (1u32 << finest) - 1;
-    scr.positives.clear();
-    scr.negatives.clear();
-    for (j, &s) in scr.sims.iter().enumerate().filter(|&(j, _)| j != a) {
-        let s = s.clamp(-1.0, 1.0);
-        let u = (s + 1.0) * half_cells;
-        let key = (u as u32).min(max_key); // u ≥ 0: truncation is floor
-        let rem = u - key as f64;
-        if labels[j] == labels[a] {
-            scr.positives.push(Positive { j, s, key, rem });
-        } else {
-            scr.negatives.push(Negative { key, j: j as u32, rem });
-        }
-    }
-}
-
-/// Groups the negatives by cell of level `top` (a counting sort) and fills the coarse levels'
-/// per-cell arrays.
-fn bin_coarse(cells: &mut Cells, negatives: &[Negative], span: &Span) {
-    let size = span.at[span.top + 1];
-    for v in [&mut cells.count, &mut cells.above] {
-        v.clear();
-        v.resize(size, 0);
-    }
-    for v in [&mut cells.f_sum, &mut cells.grad] {
-        v.clear();
-        v.resize(size, 0.0);
-    }
-    let top = span.top;
-    let top_shift = span.finest - top as u32;
-    let inv_width = 1.0 / (1u32 << top_shift) as f64;
-    let mask = (1u32 << top_shift) - 1;
-    let cell = |e: &Negative| ((e.key >> top_shift) - span.first[top]) as usize;
-    let at = span.at[top];
-    for e in negatives {
-        let i = at + cell(e);
-        cells.count[i] += 1;
-        cells.f_sum[i] += ((e.key & mask) as f64 + e.rem) * inv_width;
-    }
-    // Counting sort: group starts, then each negative at its group's next place.
-    let held = span.len[top] as usize;
-    cells.start.clear();
-    cells.start.push(0);
-    for c in 0..held {
-        let end = cells.start[c] + cells.count[at + c];
-        cells.start.push(end);
-    }
-    cells.grouped.clear();
-    cells.grouped.resize(negatives.len(), Negative::default());
-    cells.next.clear();
-    cells.next.extend_from_slice(&cells.start[..held]);
-    for e in negatives {
-        let c = cell(e);
-        cells.grouped[cells.next[c] as usize] = *e;
-        cells.next[c] += 1;
-    }
-    // Coarser levels: a child 2c + o adds its count, and (o·n + F)/2 to F.
-    for l in (0..top).rev() {
-        for i in 0..span.len[l + 1] {
-            let child = span.first[l + 1] + i;
-            let (n, f) = (cells.count[span.at[l + 1] + i as usize], cells.f_sum[span.at[l + 1] + i as usize]);
-            let parent = span.at[l] + ((child >> 1) - span.first[l]) as usize;
-            cells.count[parent] += n;
-            cells.f_sum[parent] += 0.5 * (f64::from(n * (child & 1)) + f);
-        }
-    }
-    // Negatives in each cell and above; the extra slot per level stays 0.
-    for l in 0..=top {
-        let mut acc = 0;
-        for i in (span.at[l]..span.at[l] + span.len[l] as usize).rev() {
-            acc += cells.count[i];
-            cells.above[i] = acc;
-        }
     }
 }
