@@ -69,21 +69,26 @@ pub(super) struct Scratch {
 struct Bins {
     /// Keys per `top` cell: `2^shift`.
     shift: u32,
-    /// The first `top` cell held and how many are held.
+    /// The first `top` cell held.
     first: u32,
-    len: u32,
-    /// Per held cell `t` (and one past the last): negatives, sums of keys and of remainders in
-    /// the cells before `t`.
-    count: Vec<u32>,
-    key_sum: Vec<f64>,
-    rem_sum: Vec<f64>,
-    /// The negatives grouped by cell (cell `t` from `count[t]` on), and a cursor per cell.
+    /// Per held cell `t` (and one past the last): sums over the cells before `t`, and the
+    /// difference array of the coarse levels' share of the negatives' gradient.
+    sums: Vec<Sums>,
+    /// The negatives grouped by cell (cell `t` from `sums[t].count` on), and a cursor per cell.
     grouped: Vec<Negative>,
     next: Vec<u32>,
-    /// Difference array of the coarse levels' share of the negatives' gradient, per cell.
-    grad: Vec<f64>,
-    /// The negatives of a positive's current fine window.
-    window: Vec<Negative>,
+}
+
+/// Prefix sums over the cells before one cell, and its gradient difference.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    /// Negatives (an integer).
+    count: f64,
+    /// Their keys (an integer below `2^53`: exact).
+    keys: f64,
+    /// Their remainders.
+    rems: f64,
+    grad: f64,
 }
 
 /// One level's constants.
@@ -140,26 +145,22 @@ pub(super) fn anchor_row<T: Real>(
 
     let inv_neg = 1.0 / scr.negatives.len() as f64;
     let mut loss = 0.0;
+    let (coarse, fine) = levels.split_at(levels.partition_point(|lv| lv.l <= top));
     for p in &scr.positives {
         let mut grad = 0.0;
-        // How many negatives lie above the current fine window, once there is one.
-        let mut fine: Option<f64> = None;
-        for lv in levels.iter().filter(|lv| p.s <= lv.bound) {
+        for lv in coarse.iter().filter(|lv| p.s <= lv.bound) {
             let x1 = p.key >> lv.shift << lv.shift;
             let w_right = ((p.key - x1) as f64 + p.rem) * lv.inv_width;
             let w_left = 1.0 - w_right;
             let gk = lv.k_over_delta * inv_neg;
-            let (g_left, g_right) = (gk * w_left, gk * w_right);
-            let win = if lv.l <= top {
-                scr.bins.coarse_window(lv, x1, g_left, g_right)
-            } else {
-                let above = fine.unwrap_or_else(|| scr.bins.start_fine(lv.shift, x1));
-                let win = scr.bins.fine_window(&mut scr.out, above, lv, x1, g_left, g_right);
-                fine = Some(win.above);
-                win
-            };
-            loss += lv.k * inv_neg * (win.above + w_left * (win.n_cell + win.f_left) + w_right * win.f_cell);
-            grad -= gk * (win.n_cell - win.f_cell + win.f_left);
+            let win = scr.bins.coarse_window(lv, x1, gk * w_left, gk * w_right);
+            loss += win.half(w_left, w_right) * lv.k * inv_neg;
+            grad -= win.density() * gk;
+        }
+        if fine.last().is_some_and(|lv| p.s <= lv.bound) {
+            let (l, g) = fine_levels(&scr.bins, &mut scr.out, p, fine, inv_neg);
+            loss += l;
+            grad += g;
         }
         if passes_gradient(scr.sims[p.j]) {
             scr.out[p.j] = grad;
@@ -168,14 +169,14 @@ pub(super) fn anchor_row<T: Real>(
     // The coarse levels' share, summed up per `top` cell.
     let bins = &mut scr.bins;
     let mut acc = 0.0;
-    for g in &mut bins.grad {
-        acc += *g;
-        *g = acc;
+    for c in &mut bins.sums {
+        acc += c.grad;
+        c.grad = acc;
     }
     for e in &scr.negatives {
         let j = e.j as usize;
         scr.out[j] = if passes_gradient(scr.sims[j]) {
-            scr.out[j] + bins.grad[((e.key >> bins.shift) - bins.first) as usize]
+            scr.out[j] + bins.sums[((e.key >> bins.shift) - bins.first) as usize].grad
         } else {
             0.0
         };
@@ -195,6 +196,95 @@ struct Window {
     /// `F_b` and `F_{b−1}`.
     f_cell: f64,
     f_left: f64,
+}
+
+impl Window {
+    /// The positive's FPP half, times `N⁻`: `A + w_l·(n_b + F_{b−1}) + w_r·F_b`.
+    #[inline(always)]
+    fn half(&self, w_left: f64, w_right: f64) -> f64 {
+        self.above + w_left * (self.n_cell + self.f_left) + w_right * self.f_cell
+    }
+
+    /// `h[b]`, times `N⁻`: `n_b − F_b + F_{b−1}`.
+    #[inline(always)]
+    fn density(&self) -> f64 {
+        self.n_cell - self.f_cell + self.f_left
+    }
+}
+
+/// At most `2^24` cells: levels `0..=24`.
+const MAX_LEVELS: usize = 25;
+
+/// One fine level as a positive sees it: its cells `b − 1` and `b` span keys `[x0, x2)`, `b`
+/// from `x1`; and the window's sums so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct FineLevel {
+    x0: u32,
+    x1: u32,
+    x2: u32,
+    inv_width: f64,
+    w_left: f64,
+    w_right: f64,
+    /// The shares of the negatives of cells `b − 1` and `b` (0 where the level is skipped).
+    g_left: f64,
+    g_right: f64,
+    n_above: u32,
+    n_cell: u32,
+    f_cell: f64,
+    f_left: f64,
+}
+
+/// A positive's FPP halves and gradient at the fine levels `fine` (cells narrower than
+/// `top`'s), adding the negatives' shares to `out`. The windows nest, so one pass over the
+/// negatives of the one or two `top` cells that hold the first window serves every level;
+/// the classes are computed branch-free (0/1 factors), as they are unpredictable.
+fn fine_levels(bins: &Bins, out: &mut [f64], p: &Positive, fine: &[Level], inv_neg: f64) -> (f64, f64) {
+    let mut at = [FineLevel::default(); MAX_LEVELS];
+    let at = &mut at[..fine.len()];
+    for (f, lv) in at.iter_mut().zip(fine) {
+        let x1 = p.key >> lv.shift << lv.shift;
+        let w_right = ((p.key - x1) as f64 + p.rem) * lv.inv_width;
+        let gk = if p.s <= lv.bound { lv.k_over_delta * inv_neg } else { 0.0 };
+        *f = FineLevel {
+            x0: x1.saturating_sub(1 << lv.shift),
+            x1,
+            x2: x1 + (1 << lv.shift),
+            inv_width: lv.inv_width,
+            w_left: 1.0 - w_right,
+            w_right,
+            g_left: gk * (1.0 - w_right),
+            g_right: gk * w_right,
+            ..FineLevel::default()
+        };
+    }
+    let (negatives, above) = bins.around(at[0].x0, at[0].x2);
+    for e in negatives {
+        let mut g = 0.0;
+        for f in at.iter_mut() {
+            let in_cell = u32::from((e.key >= f.x1) & (e.key < f.x2));
+            let in_left = u32::from((e.key >= f.x0) & (e.key < f.x1));
+            let v = (e.key.wrapping_sub(f.x0 + in_cell * (f.x1 - f.x0)) as f64 + e.rem) * f.inv_width;
+            let (c, l) = (f64::from(in_cell), f64::from(in_left));
+            f.n_above += u32::from(e.key >= f.x2);
+            f.n_cell += in_cell;
+            f.f_cell += c * v;
+            f.f_left += l * v;
+            g += c * f.g_right + l * f.g_left;
+        }
+        out[e.j as usize] += g;
+    }
+    let (mut loss, mut grad) = (0.0, 0.0);
+    for (f, lv) in at.iter().zip(fine).filter(|(_, lv)| p.s <= lv.bound) {
+        let win = Window {
+            above: above + f64::from(f.n_above),
+            n_cell: f64::from(f.n_cell),
+            f_cell: f.f_cell,
+            f_left: f.f_left,
+        };
+        loss += win.half(f.w_left, f.w_right) * lv.k * inv_neg;
+        grad -= win.density() * lv.k_over_delta * inv_neg;
+    }
+    (loss, grad)
 }
 
 /// Splits the anchor's columns into positives and negatives with their keys.
@@ -225,38 +315,35 @@ impl Bins {
             .iter()
             .fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.key), hi.max(e.key)));
         let top = (1..=finest)
-            .take_while(|&l| ((max >> (finest - l)) - (min >> (finest - l))) as usize + 1 <= m)
+            .take_while(|&l| (((max >> (finest - l)) - (min >> (finest - l))) as usize) < m)
             .last()
             .unwrap_or(0);
         self.shift = finest - top;
         self.first = min >> self.shift;
-        self.len = (max >> self.shift) - self.first + 1;
-        let cells = self.len as usize;
+        let cells = ((max >> self.shift) - self.first) as usize + 1;
         let cell = |e: &Negative| ((e.key >> self.shift) - self.first) as usize;
 
-        // Per cell counts and sums (in the slot after the cell), then prefix sums.
-        for v in [&mut self.key_sum, &mut self.rem_sum, &mut self.grad] {
-            v.clear();
-            v.resize(cells + 1, 0.0);
-        }
-        self.count.clear();
-        self.count.resize(cells + 1, 0);
+        // Per cell sums (in the slot after the cell), then prefix sums.
+        self.sums.clear();
+        self.sums.resize(cells + 1, Sums::default());
         for e in negatives {
-            let t = cell(e) + 1;
-            self.count[t] += 1;
-            self.key_sum[t] += f64::from(e.key);
-            self.rem_sum[t] += e.rem;
+            let c = &mut self.sums[cell(e) + 1];
+            c.count += 1.0;
+            c.keys += f64::from(e.key);
+            c.rems += e.rem;
         }
         for t in 1..=cells {
-            self.count[t] += self.count[t - 1];
-            self.key_sum[t] += self.key_sum[t - 1];
-            self.rem_sum[t] += self.rem_sum[t - 1];
+            let prev = self.sums[t - 1];
+            let c = &mut self.sums[t];
+            c.count += prev.count;
+            c.keys += prev.keys;
+            c.rems += prev.rems;
         }
         // Counting sort: each negative at its cell's next place.
         self.grouped.clear();
         self.grouped.resize(m, Negative::default());
         self.next.clear();
-        self.next.extend_from_slice(&self.count[..cells]);
+        self.next.extend(self.sums[..cells].iter().map(|c| c.count as u32));
         for e in negatives {
             let t = cell(e);
             self.grouped[self.next[t] as usize] = *e;
@@ -268,7 +355,7 @@ impl Bins {
     /// How many held `top` cells lie below key `x`, a multiple of their width.
     #[inline(always)]
     fn cells_below(&self, x: u32) -> usize {
-        (x >> self.shift).saturating_sub(self.first).min(self.len) as usize
+        ((x >> self.shift).saturating_sub(self.first) as usize).min(self.sums.len() - 1)
     }
 
     /// A coarse level's window (the positive's cell starting at key `x1`) from the prefix
@@ -277,74 +364,30 @@ impl Bins {
     fn coarse_window(&mut self, lv: &Level, x1: u32, g_left: f64, g_right: f64) -> Window {
         let x0 = x1.saturating_sub(1 << lv.shift);
         let (t0, t1, t2) = (self.cells_below(x0), self.cells_below(x1), self.cells_below(x1 + (1 << lv.shift)));
-        let (c0, c1, c2) = (self.count[t0], self.count[t1], self.count[t2]);
-        let (ks, rs) = (&self.key_sum, &self.rem_sum);
-        let (n_left, n_cell) = (f64::from(c1 - c0), f64::from(c2 - c1));
-        let f_left = (ks[t1] - ks[t0] - f64::from(x0) * n_left + (rs[t1] - rs[t0])) * lv.inv_width;
-        let f_cell = (ks[t2] - ks[t1] - f64::from(x1) * n_cell + (rs[t2] - rs[t1])) * lv.inv_width;
-        if c1 > c0 {
-            self.grad[t0] += g_left;
-            self.grad[t1] -= g_left;
-        }
-        if c2 > c1 {
-            self.grad[t1] += g_right;
-            self.grad[t2] -= g_right;
-        }
+        let (s0, s1, s2) = (self.sums[t0], self.sums[t1], self.sums[t2]);
+        let (n_left, n_cell) = (s1.count - s0.count, s2.count - s1.count);
+        let f_left = (s1.keys - s0.keys - f64::from(x0) * n_left + (s1.rems - s0.rems)) * lv.inv_width;
+        let f_cell = (s2.keys - s1.keys - f64::from(x1) * n_cell + (s2.rems - s1.rems)) * lv.inv_width;
+        // Only cells that hold negatives get a share (adding 0 changes nothing).
+        let g_left = f64::from(u8::from(n_left > 0.0)) * g_left;
+        let g_right = f64::from(u8::from(n_cell > 0.0)) * g_right;
+        self.sums[t0].grad += g_left;
+        self.sums[t1].grad += g_right - g_left;
+        self.sums[t2].grad -= g_right;
         Window {
-            above: f64::from(self.count[self.len as usize] - c2),
+            above: self.sums[self.sums.len() - 1].count - s2.count,
             n_cell,
             f_cell,
             f_left,
         }
     }
 
-    /// Starts a positive's fine windows at its first fine level (cells of `2^shift` keys, its
-    /// own starting at `x1`): keeps the negatives of the one or two `top` cells that hold cells
-    /// `b − 1` and `b`; returns how many negatives lie above those `top` cells.
-    fn start_fine(&mut self, shift: u32, x1: u32) -> f64 {
-        let x0 = x1.saturating_sub(1 << shift);
-        let x2 = x1 + (1 << shift);
-        let (t0, t1) = (x0 >> self.shift, (x2 - 1) >> self.shift);
-        let first = self.cells_below(t0 << self.shift);
-        let last = self.cells_below((t1 + 1) << self.shift);
-        self.window.clear();
-        let (from, to) = (self.count[first] as usize, self.count[last] as usize);
-        self.window.extend_from_slice(&self.grouped[from..to]);
-        f64::from(self.count[self.len as usize] - self.count[last])
-    }
-
-    /// A fine level's window (the positive's cell starting at key `x1`) from the negatives
-    /// kept from the previous one, `above` of which lay above it; keeps those of cells `b − 1`
-    /// and `b` and adds `g_left`, `g_right` to them.
-    #[inline(always)]
-    fn fine_window(&mut self, out: &mut [f64], above: f64, lv: &Level, x1: u32, g_left: f64, g_right: f64) -> Window {
-        let (x0, x2) = (x1.saturating_sub(1 << lv.shift), x1 + (1 << lv.shift));
-        let mut win = Window {
-            above,
-            n_cell: 0.0,
-            f_cell: 0.0,
-            f_left: 0.0,
-        };
-        let mut kept = 0;
-        for i in 0..self.window.len() {
-            let e = self.window[i];
-            if e.key >= x2 {
-                win.above += 1.0;
-                continue;
-            } else if e.key >= x1 {
-                win.n_cell += 1.0;
-                win.f_cell += ((e.key - x1) as f64 + e.rem) * lv.inv_width;
-                out[e.j as usize] += g_right;
-            } else if e.key >= x0 {
-                win.f_left += ((e.key - x0) as f64 + e.rem) * lv.inv_width;
-                out[e.j as usize] += g_left;
-            } else {
-                continue;
-            }
-            self.window[kept] = e;
-            kept += 1;
-        }
-        self.window.truncate(kept);
-        win
+    /// The negatives of the `top` cells that hold keys `[x0, x2)`, and how many lie above
+    /// those cells.
+    fn around(&self, x0: u32, x2: u32) -> (&[Negative], f64) {
+        let first = self.cells_below(x0 >> self.shift << self.shift);
+        let last = self.cells_below((((x2 - 1) >> self.shift) + 1) << self.shift);
+        let (from, to) = (self.sums[first].count as usize, self.sums[last].count as usize);
+        (&self.grouped[from..to], self.sums[self.sums.len() - 1].count - self.sums[last].count)
     }
 }
