@@ -17,7 +17,7 @@
 //!   positive adds `k·w_l/(δN⁻)` to the negatives of cell `b − 1` and `k·w_r/(δN⁻)` to those of `b`.
 //!
 //! The negatives are binned once, at level `top`: the deepest level whose cells between the
-//! anchor's lowest and highest negative number at most `N⁻`. Per held cell of `top` we keep
+//! anchor's lowest and highest negative number at most `2·N⁻`. Per held cell of `top` we keep
 //! prefix sums of the counts, keys (integers: exact in `f64`) and remainders, and the negatives
 //! grouped by cell (a counting sort).
 //! - At a coarse level `l ≤ top` a cell is a run of `top` cells, so `A`, `n_c` and `F_c` are
@@ -26,8 +26,8 @@
 //!   there, so every term of that array reaches some negative whose gradient (a sum of
 //!   non-negative terms) is at least that large: its rounding stays relative to the gradient.
 //! - At a finer level a window of two cells lies within at most two `top` cells, whose negatives
-//!   are read directly; the windows of one positive nest, so each level filters the negatives
-//!   kept from the one before.
+//!   are read directly. A positive's windows nest, so one pass over the negatives around its
+//!   first fine window serves all its fine levels (branch-free: the classes are unpredictable).
 //!
 //! Per anchor: `O(N + N⁺·levels)` (plus the negatives met in fine windows, a few on average),
 //! memory `O(N)`.
@@ -62,6 +62,8 @@ pub(super) struct Scratch {
     positives: Vec<Positive>,
     negatives: Vec<Negative>,
     bins: Bins,
+    /// Per fine level, as the current positive sees it.
+    fine: Vec<FineLevel>,
 }
 
 /// The negatives binned by cell of level `top`.
@@ -146,6 +148,7 @@ pub(super) fn anchor_row<T: Real>(
     let inv_neg = 1.0 / scr.negatives.len() as f64;
     let mut loss = 0.0;
     let (coarse, fine) = levels.split_at(levels.partition_point(|lv| lv.l <= top));
+    scr.fine.resize(fine.len(), FineLevel::default());
     for p in &scr.positives {
         let mut grad = 0.0;
         for lv in coarse.iter().filter(|lv| p.s <= lv.bound) {
@@ -158,7 +161,7 @@ pub(super) fn anchor_row<T: Real>(
             grad -= win.density() * gk;
         }
         if fine.last().is_some_and(|lv| p.s <= lv.bound) {
-            let (l, g) = fine_levels(&scr.bins, &mut scr.out, p, fine, inv_neg);
+            let (l, g) = fine_levels(&scr.bins, &mut scr.fine[..fine.len()], &mut scr.out, p, fine, inv_neg);
             loss += l;
             grad += g;
         }
@@ -212,9 +215,6 @@ impl Window {
     }
 }
 
-/// At most `2^24` cells: levels `0..=24`.
-const MAX_LEVELS: usize = 25;
-
 /// One fine level as a positive sees it: its cells `b − 1` and `b` span keys `[x0, x2)`, `b`
 /// from `x1`; and the window's sums so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -238,13 +238,22 @@ struct FineLevel {
 /// `top`'s), adding the negatives' shares to `out`. The windows nest, so one pass over the
 /// negatives of the one or two `top` cells that hold the first window serves every level;
 /// the classes are computed branch-free (0/1 factors), as they are unpredictable.
-fn fine_levels(bins: &Bins, out: &mut [f64], p: &Positive, fine: &[Level], inv_neg: f64) -> (f64, f64) {
-    let mut at = [FineLevel::default(); MAX_LEVELS];
-    let at = &mut at[..fine.len()];
+fn fine_levels(
+    bins: &Bins,
+    at: &mut [FineLevel],
+    out: &mut [f64],
+    p: &Positive,
+    fine: &[Level],
+    inv_neg: f64,
+) -> (f64, f64) {
     for (f, lv) in at.iter_mut().zip(fine) {
         let x1 = p.key >> lv.shift << lv.shift;
         let w_right = ((p.key - x1) as f64 + p.rem) * lv.inv_width;
-        let gk = if p.s <= lv.bound { lv.k_over_delta * inv_neg } else { 0.0 };
+        let gk = if p.s <= lv.bound {
+            lv.k_over_delta * inv_neg
+        } else {
+            0.0
+        };
         *f = FineLevel {
             x0: x1.saturating_sub(1 << lv.shift),
             x1,
@@ -308,14 +317,14 @@ fn gather(scr: &mut Scratch, labels: &[i64], a: usize, finest: u32) {
 
 impl Bins {
     /// Bins the negatives at level `top` (returned): the deepest level whose cells between the
-    /// lowest and highest key number at most the negatives' count.
+    /// lowest and highest key number at most twice the negatives' count.
     fn bin(&mut self, negatives: &[Negative], finest: u32) -> usize {
         let m = negatives.len();
         let (min, max) = negatives
             .iter()
             .fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.key), hi.max(e.key)));
         let top = (1..=finest)
-            .take_while(|&l| (((max >> (finest - l)) - (min >> (finest - l))) as usize) < m)
+            .take_while(|&l| (((max >> (finest - l)) - (min >> (finest - l))) as usize) < 2 * m)
             .last()
             .unwrap_or(0);
         self.shift = finest - top;
@@ -363,7 +372,11 @@ impl Bins {
     #[inline(always)]
     fn coarse_window(&mut self, lv: &Level, x1: u32, g_left: f64, g_right: f64) -> Window {
         let x0 = x1.saturating_sub(1 << lv.shift);
-        let (t0, t1, t2) = (self.cells_below(x0), self.cells_below(x1), self.cells_below(x1 + (1 << lv.shift)));
+        let (t0, t1, t2) = (
+            self.cells_below(x0),
+            self.cells_below(x1),
+            self.cells_below(x1 + (1 << lv.shift)),
+        );
         let (s0, s1, s2) = (self.sums[t0], self.sums[t1], self.sums[t2]);
         let (n_left, n_cell) = (s1.count - s0.count, s2.count - s1.count);
         let f_left = (s1.keys - s0.keys - f64::from(x0) * n_left + (s1.rems - s0.rems)) * lv.inv_width;
@@ -388,6 +401,9 @@ impl Bins {
         let first = self.cells_below(x0 >> self.shift << self.shift);
         let last = self.cells_below((((x2 - 1) >> self.shift) + 1) << self.shift);
         let (from, to) = (self.sums[first].count as usize, self.sums[last].count as usize);
-        (&self.grouped[from..to], self.sums[self.sums.len() - 1].count - self.sums[last].count)
+        (
+            &self.grouped[from..to],
+            self.sums[self.sums.len() - 1].count - self.sums[last].count,
+        )
     }
 }

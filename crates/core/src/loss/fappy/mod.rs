@@ -11,7 +11,19 @@
 //! the soft probability that a negative of either anchor outscores the positive. `L_δ` is its mean
 //! over the non-skipped positive pairs (0 when there are none). Levels `δ_l = 2/2^l` run while
 //! `δ_l ≥ delta` (the reference loop `for (d = 2; d >= delta; d /= 2)`): `delta = 1e-4` gives 15
-//! levels, the finest with 16,384 cells. Per level the cost is `O(N² + N·2^l)` with prefix sums.
+//! levels, the finest with 16,384 cells.
+//!
+//! The gradient: `∂FPP/∂s_ij = −(h_i[b] + h_j[b])/δ`, and a negative `s_ak` in cell `c` receives
+//! `(1/(δ·N⁻_a))·Σ` of the left weights `A` of `a`'s positives with left node `c + 1` and the
+//! right weights `B` of those with left node `c` (one-sided at nodes, for a rising similarity).
+//!
+//! Algorithm (`anchor.rs`): the terms only need, per positive and level, the negatives of cells
+//! `b − 1` and `b` and the count above them. Cells nest (a level's cell is a run of
+//! the next one's), so each anchor bins its negatives once, at one level chosen by their spread;
+//! coarser levels read prefix sums over those bins, finer ones the few negatives around the
+//! positive. Per anchor `O(N + N⁺·levels)` instead of the literal `O(N·Σ_l 2^l)` of dense
+//! histograms (kept in `reference.rs` as the tests' oracle); with the two `N×N×D` products the
+//! batch costs `O(N²·D + N·N⁺·levels)`, as FastAP's `O(N²·D)` for the usual `N⁺ ≤ 64`.
 //!
 //! ```
 //! use embedrank_core::{Fappy, Loss};
