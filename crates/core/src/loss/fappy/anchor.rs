@@ -21,16 +21,17 @@
 //! prefix sums of the counts, keys (integers: exact in `f64`) and remainders, and the negatives
 //! grouped by cell (a counting sort).
 //! - At a coarse level `l ≤ top` a cell is a run of `top` cells, so `A`, `n_c` and `F_c` are
-//!   differences of prefix sums: O(1) per positive. The negatives' share goes into a difference
-//!   array over `top` cells, summed once at the end. A window without negatives adds nothing
+//!   differences of prefix sums: O(1) per cell, shared by the positives in the cell (sorted by
+//!   similarity, their weights summed by prefix sums too). The negatives' share goes into a
+//!   difference array over `top` cells, summed once at the end. A window without negatives adds nothing
 //!   there, so every term of that array reaches some negative whose gradient (a sum of
 //!   non-negative terms) is at least that large: its rounding stays relative to the gradient.
 //! - At a finer level a window of two cells lies within at most two `top` cells, whose negatives
 //!   are read directly. A positive's windows nest, so one pass over the negatives around its
 //!   first fine window serves all its fine levels (branch-free: the classes are unpredictable).
 //!
-//! Per anchor: `O(N + N⁺·levels)` (plus the negatives met in fine windows, a few on average),
-//! memory `O(N)`.
+//! Per anchor: `O(N + N⁺·log N⁺ + N⁺·levels)` (plus the negatives met in fine windows, a few on
+//! average), memory `O(N)`.
 
 use super::super::batch::passes_gradient;
 use crate::real::Real;
@@ -64,6 +65,7 @@ pub(super) struct Scratch {
     bins: Bins,
     /// Per fine level, as the current positive sees it.
     fine: Vec<FineLevel>,
+    group: Groups,
 }
 
 /// The negatives binned by cell of level `top`.
@@ -148,18 +150,10 @@ pub(super) fn anchor_row<T: Real>(
     let inv_neg = 1.0 / scr.negatives.len() as f64;
     let mut loss = 0.0;
     let (coarse, fine) = levels.split_at(levels.partition_point(|lv| lv.l <= top));
+    loss += coarse_levels(scr, coarse, inv_neg);
     scr.fine.resize(fine.len(), FineLevel::default());
-    for p in &scr.positives {
-        let mut grad = 0.0;
-        for lv in coarse.iter().filter(|lv| p.s <= lv.bound) {
-            let x1 = p.key >> lv.shift << lv.shift;
-            let w_right = ((p.key - x1) as f64 + p.rem) * lv.inv_width;
-            let w_left = 1.0 - w_right;
-            let gk = lv.k_over_delta * inv_neg;
-            let win = scr.bins.coarse_window(lv, x1, gk * w_left, gk * w_right);
-            loss += win.half(w_left, w_right) * lv.k * inv_neg;
-            grad -= win.density() * gk;
-        }
+    for (i, p) in scr.positives.iter().enumerate() {
+        let mut grad = scr.group.grad[i];
         if fine.last().is_some_and(|lv| p.s <= lv.bound) {
             let (l, g) = fine_levels(&scr.bins, &mut scr.fine[..fine.len()], &mut scr.out, p, fine, inv_neg);
             loss += l;
@@ -202,7 +196,7 @@ struct Window {
 }
 
 impl Window {
-    /// The positive's FPP half, times `N⁻`: `A + w_l·(n_b + F_{b−1}) + w_r·F_b`.
+    /// A positive's FPP half, times `N⁻`: `A + w_l·(n_b + F_{b−1}) + w_r·F_b`.
     #[inline(always)]
     fn half(&self, w_left: f64, w_right: f64) -> f64 {
         self.above + w_left * (self.n_cell + self.f_left) + w_right * self.f_cell
@@ -294,6 +288,81 @@ fn fine_levels(
         grad -= win.density() * lv.k_over_delta * inv_neg;
     }
     (loss, grad)
+}
+
+/// The positives sorted by similarity, with prefix sums for their runs in one cell.
+#[derive(Debug, Default)]
+struct Groups {
+    /// Over the sorted positives before `i`: sums of keys (exact) and of remainders.
+    keys: Vec<f64>,
+    rems: Vec<f64>,
+    /// Where a level's runs of positives in one cell begin (then the end).
+    starts: Vec<u32>,
+    /// Difference array, then sum, of the coarse levels' gradient per sorted positive.
+    grad: Vec<f64>,
+}
+
+/// The FPP halves of the coarse levels `coarse` (cells at least as wide as `top`'s), adding the
+/// negatives' shares to the bins and leaving each positive's gradient in `scr.group.grad`
+/// (positives sorted by similarity). The positives of one cell share its window: per level and
+/// run of them, `Σ w_r = (Σ C − n·x₁ + Σ r)/w` from prefix sums, and one lookup. Their gradient
+/// terms (all `≤ 0`) go into a difference array over the run, so its rounding stays relative
+/// to the positives that receive them.
+fn coarse_levels(scr: &mut Scratch, coarse: &[Level], inv_neg: f64) -> f64 {
+    let pos = &mut scr.positives;
+    pos.sort_unstable_by(|a, b| a.s.total_cmp(&b.s));
+    let n = pos.len();
+    let g = &mut scr.group;
+    g.keys.clear();
+    g.rems.clear();
+    g.keys.push(0.0);
+    g.rems.push(0.0);
+    let (mut ks, mut rs) = (0.0, 0.0);
+    for p in pos.iter() {
+        ks += f64::from(p.key);
+        rs += p.rem;
+        g.keys.push(ks);
+        g.rems.push(rs);
+    }
+    g.grad.clear();
+    g.grad.resize(n + 1, 0.0);
+    let mut loss = 0.0;
+    let mut active = 0;
+    for lv in coarse {
+        // The bounds rise with the level: the skipped positives are a shrinking suffix.
+        active += pos[active..].partition_point(|p| p.s <= lv.bound);
+        // Runs of one cell, found branch-free.
+        g.starts.clear();
+        g.starts.resize(active + 1, 0);
+        let mut runs = 0;
+        let mut prev = u32::MAX;
+        for (i, p) in pos[..active].iter().enumerate() {
+            let x1 = p.key >> lv.shift << lv.shift;
+            g.starts[runs] = i as u32;
+            runs += usize::from(x1 != prev);
+            prev = x1;
+        }
+        g.starts[runs] = active as u32;
+        let gk = lv.k_over_delta * inv_neg;
+        for r in 0..runs {
+            let (i, j) = (g.starts[r] as usize, g.starts[r + 1] as usize);
+            let x1 = pos[i].key >> lv.shift << lv.shift;
+            let count = (j - i) as f64;
+            let w_right = ((g.keys[j] - g.keys[i] - f64::from(x1) * count) + (g.rems[j] - g.rems[i])) * lv.inv_width;
+            let w_left = count - w_right;
+            let win = scr.bins.coarse_window(lv, x1, gk * w_left, gk * w_right);
+            loss += (win.above * count + w_left * (win.n_cell + win.f_left) + w_right * win.f_cell) * lv.k * inv_neg;
+            let v = win.density() * gk;
+            g.grad[i] -= v;
+            g.grad[j] += v;
+        }
+    }
+    let mut acc = 0.0;
+    for v in &mut g.grad {
+        acc += *v;
+        *v = acc;
+    }
+    loss
 }
 
 /// Splits the anchor's columns into positives and negatives with their keys.
