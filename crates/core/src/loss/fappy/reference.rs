@@ -153,12 +153,20 @@ mod tests {
         }
     }
 
-    /// `n×dim` embeddings: random unit rows; coordinates on a grid of 1/4 (scores on many nodes,
+    /// `n×dim` embeddings: random unit rows; tight clusters around three centres (scores piled
+    /// up near 1 and a few other values); coordinates on a grid of 1/4 (scores on many nodes,
     /// some beyond ±1, clamped); or unit rows whose score with row 0 = e₁ is drawn from a few
     /// exact values (−1, −0.5, 0, 0.25, 0.5, 1), so negatives tie with positives and sit on nodes.
     fn embeddings(n: usize, dim: usize, kind: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
         let mut x: Vec<f64> = match kind {
             0 => (0..n * dim).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect(),
+            3 => {
+                let centres: Vec<f64> = (0..3 * dim).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+                let spread = [1e-4, 1e-3, 3e-2][rng.random_range(0..3)];
+                (0..n * dim)
+                    .map(|k| centres[(k / dim) % 3 * dim + k % dim] + spread * (rng.random::<f64>() - 0.5))
+                    .collect()
+            }
             1 => (0..n * dim).map(|_| rng.random_range(-4i32..=4) as f64 / 4.0).collect(),
             _ => {
                 let mut x = vec![0.0; n * dim];
@@ -173,7 +181,7 @@ mod tests {
                 return x;
             }
         };
-        if kind == 0 {
+        if kind == 0 || kind == 3 {
             for row in x.chunks_mut(dim) {
                 let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
                 row.iter_mut().for_each(|v| *v /= norm);
@@ -205,9 +213,9 @@ mod tests {
         let sizes = [2, 3, 4, 5, 7, 10, 16, 33, 64, 100, 150, 257, 300];
         let (mut worst_loss, mut worst_grad) = (0.0f64, 0.0f64);
         let (mut compared, mut informative) = (0, 0);
-        for case in 0..60 {
+        for case in 0..80 {
             let n = sizes[case % sizes.len()];
-            let kind = rng.random_range(0..3);
+            let kind = rng.random_range(0..4);
             let dim = [1, 2, 3, 8, 32][rng.random_range(0..5)];
             let dim = if kind == 2 { dim.max(2) } else { dim };
             let labels = labels(n, rng.random_range(0..5), &mut rng);
