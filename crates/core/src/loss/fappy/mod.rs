@@ -39,7 +39,7 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, symmetrize};
+use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, symmetrized};
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
@@ -109,8 +109,7 @@ impl LossMath for Fappy {
                 anchor::anchor_row(row, labels, a, finest, &levels, scr)
             })
             .sum();
-        symmetrize(&mut g, n);
-        let grad = pair_weights_to_grad(&g, emb, n, dim, T::ONE);
+        let grad = pair_weights_to_grad(&symmetrized(&g, n), emb, n, dim, T::ONE);
         Ok(Gradients {
             loss,
             emb: grad,
