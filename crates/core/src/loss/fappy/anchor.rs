@@ -17,7 +17,7 @@
 //!   positive adds `k·w_l/(δN⁻)` to the negatives of cell `b − 1` and `k·w_r/(δN⁻)` to those of `b`.
 //!
 //! The negatives are binned once, at level `top`: the deepest level whose cells between the
-//! anchor's lowest and highest negative number at most `2·N⁻`. Per held cell of `top` we keep
+//! anchor's lowest and highest negative number at most `N⁻`. Per held cell of `top` we keep
 //! prefix sums of the counts, keys (integers: exact in `f64`) and remainders, and the negatives
 //! grouped by cell (a counting sort).
 //! - At a coarse level `l ≤ top` a cell is a run of `top` cells, so `A`, `n_c` and `F_c` are
@@ -76,14 +76,15 @@ struct Bins {
     /// The first `top` cell held.
     first: u32,
     /// Per held cell `t` (and one past the last): sums over the cells before `t`, and the
-    /// difference array of the coarse levels' share of the negatives' gradient.
+    /// difference array (then its sums) of the coarse levels' share of the negatives' gradient.
     sums: Vec<Sums>,
+    grad: Vec<f64>,
     /// The negatives grouped by cell (cell `t` from `sums[t].count` on), and a cursor per cell.
     grouped: Vec<Negative>,
     next: Vec<u32>,
 }
 
-/// Prefix sums over the cells before one cell, and its gradient difference.
+/// Sums over the negatives of the cells before one cell.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
     /// Negatives (an integer).
@@ -92,7 +93,6 @@ struct Sums {
     keys: f64,
     /// Their remainders.
     rems: f64,
-    grad: f64,
 }
 
 /// One level's constants.
@@ -166,14 +166,14 @@ pub(super) fn anchor_row<T: Real>(
     // The coarse levels' share, summed up per `top` cell.
     let bins = &mut scr.bins;
     let mut acc = 0.0;
-    for c in &mut bins.sums {
-        acc += c.grad;
-        c.grad = acc;
+    for g in &mut bins.grad {
+        acc += *g;
+        *g = acc;
     }
     for e in &scr.negatives {
         let j = e.j as usize;
         scr.out[j] = if passes_gradient(scr.sims[j]) {
-            scr.out[j] + bins.sums[((e.key >> bins.shift) - bins.first) as usize].grad
+            scr.out[j] + bins.grad[((e.key >> bins.shift) - bins.first) as usize]
         } else {
             0.0
         };
@@ -386,14 +386,14 @@ fn gather(scr: &mut Scratch, labels: &[i64], a: usize, finest: u32) {
 
 impl Bins {
     /// Bins the negatives at level `top` (returned): the deepest level whose cells between the
-    /// lowest and highest key number at most twice the negatives' count.
+    /// lowest and highest key number at most the negatives' count.
     fn bin(&mut self, negatives: &[Negative], finest: u32) -> usize {
         let m = negatives.len();
         let (min, max) = negatives
             .iter()
             .fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.key), hi.max(e.key)));
         let top = (1..=finest)
-            .take_while(|&l| (((max >> (finest - l)) - (min >> (finest - l))) as usize) < 2 * m)
+            .take_while(|&l| (((max >> (finest - l)) - (min >> (finest - l))) as usize) < m)
             .last()
             .unwrap_or(0);
         self.shift = finest - top;
@@ -404,6 +404,8 @@ impl Bins {
         // Per cell sums (in the slot after the cell), then prefix sums.
         self.sums.clear();
         self.sums.resize(cells + 1, Sums::default());
+        self.grad.clear();
+        self.grad.resize(cells + 1, 0.0);
         for e in negatives {
             let c = &mut self.sums[cell(e) + 1];
             c.count += 1.0;
@@ -453,9 +455,9 @@ impl Bins {
         // Only cells that hold negatives get a share (adding 0 changes nothing).
         let g_left = f64::from(u8::from(n_left > 0.0)) * g_left;
         let g_right = f64::from(u8::from(n_cell > 0.0)) * g_right;
-        self.sums[t0].grad += g_left;
-        self.sums[t1].grad += g_right - g_left;
-        self.sums[t2].grad -= g_right;
+        self.grad[t0] += g_left;
+        self.grad[t1] += g_right - g_left;
+        self.grad[t2] -= g_right;
         Window {
             above: self.sums[self.sums.len() - 1].count - s2.count,
             n_cell,
