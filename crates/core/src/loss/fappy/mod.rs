@@ -18,12 +18,12 @@
 //! right weights `B` of those with left node `c` (one-sided at nodes, for a rising similarity).
 //!
 //! Algorithm (`anchor.rs`): the terms only need, per positive and level, the negatives of cells
-//! `b − 1` and `b` and the count above them. Cells nest (a level's cell is a run of
-//! the next one's), so each anchor bins its negatives once, at one level chosen by their spread;
-//! coarser levels read prefix sums over those bins, finer ones the few negatives around the
-//! positive. Per anchor `O(N + N⁺·levels)` instead of the literal `O(N·Σ_l 2^l)` of dense
-//! histograms (kept in `reference.rs` as the tests' oracle); with the two `N×N×D` products the
-//! batch costs `O(N²·D + N·N⁺·levels)`, as FastAP's `O(N²·D)` for the usual `N⁺ ≤ 64`.
+//! `b − 1` and `b` and the count above them. Cells nest (a cell is a run of finer ones), so each
+//! anchor bins its negatives once, at one level chosen by their spread; coarser levels read prefix
+//! sums over those bins, finer ones the few negatives around the positive. Per anchor that is
+//! `O(N + N⁺·(levels + log N⁺))` instead of the literal `O(N·Σ_l 2^l)` of dense histograms (kept
+//! in `reference.rs` as the tests' oracle); with the two `N×N×D` products the batch costs
+//! `O(N²·D + N·N⁺·levels)`, as FastAP's `O(N²·D)` for the usual `N⁺ ≤ 64`.
 //!
 //! ```
 //! use embedrank_core::{Fappy, Loss};
