@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::batch::{gram, pair_weights_to_grad, symmetrize};
+use super::batch::{gram, pair_weights_to_grad, symmetrized};
 use crate::real::Real;
 
 /// All pairwise distances, row-major `n×n`, zero diagonal, exactly symmetric.
@@ -31,8 +31,8 @@ pub(crate) fn euclidean<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
 /// The embedding gradient from `c_ij = ∂L/∂d_ij` (`d_ij` and `d_ji` as separate entries, any
 /// matrix; consumed): with `W = (C + Cᵀ) ⊘ D` (0 where `d = 0`),
 /// `∂L/∂x_i = (Σ_j W_ij)·x_i − Σ_j W_ij·x_j`, one `n×n×dim` product.
-pub(crate) fn euclidean_backward<T: Real>(mut c: Vec<T>, dist: &[T], emb: &[T], n: usize, dim: usize) -> Vec<T> {
-    symmetrize(&mut c, n);
+pub(crate) fn euclidean_backward<T: Real>(c: Vec<T>, dist: &[T], emb: &[T], n: usize, dim: usize) -> Vec<T> {
+    let mut c = symmetrized(&c, n);
     let row_sums: Vec<f64> = c
         .par_chunks_mut(n)
         .zip(dist.par_chunks(n))
