@@ -81,12 +81,13 @@ pub enum TrainError {
         source: WeightsError,
     },
     /// A weights file does not fit the network.
-    #[error("weights {}: {message}", path.display())]
+    #[error("weights {}: {source}", path.display())]
     WeightsMismatch {
         /// The file.
         path: PathBuf,
         /// Which tensors do not fit.
-        message: String,
+        #[source]
+        source: crate::net::LoadError,
     },
     /// The sampler refused the settings or the labels.
     #[error("sampler: {source}{hint}")]

@@ -14,6 +14,27 @@ use crate::config::OptimConfig;
 use crate::loss::LOSS_PREFIX;
 use crate::net::HEAD_PREFIX;
 
+/// Why saved optimiser state does not fit this optimiser.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A state tensor is missing (another optimiser, or another network).
+    #[error("optimiser state {0} is missing (was the run saved with another optimiser or network?)")]
+    Missing(String),
+    /// A state tensor has another shape or dtype.
+    #[error("optimiser state {key} has shape {got:?} ({kind}), expected {want:?} (float32)")]
+    Shape {
+        /// The state tensor.
+        key: String,
+        /// Its saved shape.
+        got: Vec<i64>,
+        /// Its saved dtype.
+        kind: String,
+        /// The shape expected.
+        want: Vec<i64>,
+    },
+}
+
 /// One trainable tensor and its learning-rate multiplier.
 #[derive(Debug)]
 struct Param {
@@ -139,19 +160,17 @@ impl Optimizer {
     }
 
     /// Restores the state saved by [`state_tensors`](Self::state_tensors) and the step count.
-    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, steps: u64) -> Result<(), String> {
+    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, steps: u64) -> Result<(), StateError> {
         let _guard = tch::no_grad_guard();
         for (key, dst) in &mut self.state {
-            let src = saved
-                .get(key)
-                .ok_or_else(|| format!("optimiser state {key} is missing"))?;
+            let src = saved.get(key).ok_or_else(|| StateError::Missing(key.clone()))?;
             if src.size() != dst.size() || src.kind() != Kind::Float {
-                return Err(format!(
-                    "optimiser state {key} has shape {:?} ({:?}), expected {:?}",
-                    src.size(),
-                    src.kind(),
-                    dst.size()
-                ));
+                return Err(StateError::Shape {
+                    key: key.clone(),
+                    got: src.size(),
+                    kind: format!("{:?}", src.kind()),
+                    want: dst.size(),
+                });
             }
             dst.copy_(src);
         }

@@ -48,9 +48,9 @@ pub fn load_weights(cfg: &TrainConfig, vs: &mut VarStore) -> Result<Option<Strin
         path: path.clone(),
         source,
     })?;
-    let report = net::load_pretrained(vs, "backbone.", &tensors).map_err(|message| TrainError::WeightsMismatch {
+    let report = net::load_pretrained(vs, "backbone.", &tensors).map_err(|source| TrainError::WeightsMismatch {
         path: path.clone(),
-        message,
+        source,
     })?;
     Ok(Some(format!(
         "loaded {} backbone tensors from {} ({} ignored: {})",

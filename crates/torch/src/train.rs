@@ -105,9 +105,9 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     let mut opt = Optimizer::new(&vs, &cfg.optim);
     if let Some(loaded) = resumed {
         opt.load_state(&checkpoint::optimizer_tensors(&loaded), loaded.state.optimizer_steps)
-            .map_err(|m| TrainError::Checkpoint {
+            .map_err(|e| TrainError::Checkpoint {
                 path: loaded.path.clone(),
-                message: m,
+                message: e.to_string(),
             })?;
         stream
             .restore(&loaded.state.sampler)

@@ -10,7 +10,7 @@ mod resnet;
 mod small_cnn;
 
 pub use head::EmbeddingHead;
-pub use load::{load_pretrained, LoadReport};
+pub use load::{load_pretrained, LoadError, LoadReport};
 pub use resnet::{ResNet, ResNetDepth};
 pub use small_cnn::SmallCnn;
 
