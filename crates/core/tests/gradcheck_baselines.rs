@@ -45,7 +45,7 @@ fn cases() -> Vec<Case> {
         })
     };
     vec![
-        plain("contrastive", Box::new(Contrastive::default())),
+        plain("contrastive", Box::<Contrastive>::default()),
         plain(
             "contrastive-margins",
             Box::new(Contrastive {
@@ -53,14 +53,14 @@ fn cases() -> Vec<Case> {
                 neg_margin: 1.4,
             }),
         ),
-        plain("triplet-all", Box::new(Triplet::default())),
+        plain("triplet-all", Box::<Triplet>::default()),
         plain("triplet-all-0.3", triplet(TripletMining::All, 0.3, 0.2)),
         plain("triplet-batch-hard", triplet(TripletMining::BatchHard, 0.3, 0.2)),
         plain("triplet-semi-hard", triplet(TripletMining::SemiHard, 0.3, 0.5)),
         plain("triplet-semi-hard-default", triplet(TripletMining::SemiHard, 0.05, 0.2)),
         plain("ms", ms(MultiSimilarityMiner::None)),
         plain("ms-miner", ms(MultiSimilarityMiner::MultiSimilarity)),
-        with_proxies("proxy-anchor", Box::new(ProxyAnchor::default())),
+        with_proxies("proxy-anchor", Box::<ProxyAnchor>::default()),
         with_proxies(
             "proxy-anchor-m0.3-a8",
             Box::new(ProxyAnchor {
@@ -68,7 +68,7 @@ fn cases() -> Vec<Case> {
                 alpha: 8.0,
             }),
         ),
-        with_proxies("normalized-softmax", Box::new(NormalizedSoftmax::default())),
+        with_proxies("normalized-softmax", Box::<NormalizedSoftmax>::default()),
         with_proxies(
             "normalized-softmax-0.5",
             Box::new(NormalizedSoftmax { temperature: 0.5 }),

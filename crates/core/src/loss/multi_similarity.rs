@@ -32,7 +32,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, check_finite, check_positive, gram, pair_weights_to_grad, symmetrize};
+use super::batch::{check_batch, check_finite, check_positive, gram, pair_weights_to_grad, symmetrized};
 use super::logsumexp::log_sum_exp;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
@@ -114,7 +114,7 @@ impl LossMath for MultiSimilarity {
         if total.pos <= 1 && total.neg <= 1 {
             return Ok(Gradients::zero(n, dim, 0));
         }
-        symmetrize(&mut s, n);
+        let s = symmetrized(&s, n);
         Ok(Gradients {
             loss: total.loss / n as f64,
             emb: pair_weights_to_grad(&s, emb, n, dim, T::from_f64(1.0 / n as f64)),

@@ -206,7 +206,8 @@ impl Triplet {
         let picks: Vec<Option<(usize, usize, f64)>> = (0..n)
             .into_par_iter()
             .map(|a| {
-                let (mut hardest_p, mut hardest_n): (Option<(f64, usize)>, Option<(f64, usize)>) = (None, None);
+                let mut hardest_p: Option<(f64, usize)> = None;
+                let mut hardest_n: Option<(f64, usize)> = None;
                 for (j, (&d, &l)) in dist[a * n..(a + 1) * n].iter().zip(labels).enumerate() {
                     let d = d.to_f64();
                     if j == a {
