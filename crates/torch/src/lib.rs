@@ -28,6 +28,7 @@ pub mod knn_device;
 pub mod net;
 pub mod observer;
 pub mod optim;
+pub mod phases;
 pub mod record;
 pub mod run_dir;
 pub mod schedule;

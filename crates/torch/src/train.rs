@@ -18,10 +18,11 @@ use crate::evaluate;
 use crate::net::{self, EmbeddingNet};
 use crate::observer::{Observer, RunInfo};
 use crate::optim::Optimizer;
+use crate::phases::{mark, Phase, PhaseClock};
 use crate::record::{EpochRecord, RunResults};
 use crate::run_dir;
 use crate::schedule::learning_rate;
-use crate::step::{forward_backward, StepOptions};
+use crate::step::{forward_backward_timed, StepOptions};
 
 /// How a run treats its output directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -320,8 +321,10 @@ fn run_epoch(
         chunk: cfg.train.chunk,
         amp: cfg.train.amp,
     };
+    let mut clock = PhaseClock::from_env(feed.device());
     for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
+        mark(&mut clock, Phase::Gather);
         let step = first_step + i;
         for s in &batch.skipped {
             obs.skipped(&s.reason);
@@ -338,11 +341,14 @@ fn run_epoch(
             last_good: ctx.last_good,
         };
         opt.zero_grad();
+        mark(&mut clock, Phase::Optimiser);
         let out =
-            forward_backward(net, &batch.images, &labels, loss, step_opts).map_err(|message| TrainError::Loss {
-                epoch: ctx.epoch,
-                step: step + 1,
-                message,
+            forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(|message| {
+                TrainError::Loss {
+                    epoch: ctx.epoch,
+                    step: step + 1,
+                    message,
+                }
             })?;
         loss_seconds += out.loss_seconds;
         let value = match out.outcome {
@@ -350,6 +356,7 @@ fn run_epoch(
             BridgeOutcome::NonFinite(v) => return Err(non_finite(v)),
         };
         opt.step(lr_at(step));
+        mark(&mut clock, Phase::Optimiser);
         losses.push(value);
         images += batch.indices.len();
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
@@ -375,5 +382,6 @@ fn run_epoch(
         eval_seconds: 0.0,
         skipped_images: skipped,
         loss_seconds,
+        phase_seconds: clock.map(|c| c.seconds()),
     })
 }
