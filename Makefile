@@ -65,8 +65,10 @@ bench-eval: venv release
 	cd bench && EMBEDRANK_BIN=$(CURDIR)/$(RELEASE_BIN) ../$(PY) bench_eval.py
 
 ## The demo training run in PyTorch + PML and in embedrank, side by side (img/s, R@1, MAP@R).
+## LOSS=NAME trains with another loss; LOSS=all runs every loss and writes the README's loss table.
+LOSS ?= fastap
 bench-train: venv release
-	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data"
+	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data" --loss $(LOSS)
 
 ## Decoded+augmented images/s: embedrank's loader vs PyTorch DataLoader + torchvision, same JPEGs and workers.
 bench-data: venv
