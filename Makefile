@@ -12,7 +12,7 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu clean
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle clean
 
 all: build
 
@@ -85,6 +85,11 @@ bench-gpu: venv release
 		echo "$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme"; \
 		$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme; \
 	fi
+
+## For a GPU machine without Rust or internet: .gpu/ (the stripped release CLI, the CUDA test binaries,
+## the PML wheel, a manifest), run there by scripts/gpu-check.sh; it prints the device-tool call.
+gpu-bundle: venv
+	scripts/gpu-prepare.sh
 
 clean:
 	$(CARGO) clean

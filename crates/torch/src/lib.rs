@@ -32,6 +32,7 @@ pub mod loss;
 pub mod net;
 pub mod observer;
 pub mod optim;
+pub mod phases;
 pub mod record;
 pub mod run_dir;
 pub mod schedule;

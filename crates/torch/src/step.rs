@@ -19,6 +19,7 @@ use crate::amp::{autocast, Amp};
 use crate::bridge::{backward_with, BridgeOutcome, LossGradient};
 use crate::loss::TrainLoss;
 use crate::net::EmbeddingNet;
+use crate::phases::{mark, Phase, PhaseClock};
 
 /// How a batch goes through the network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +49,18 @@ pub fn forward_backward(
     loss: &TrainLoss,
     opts: StepOptions,
 ) -> Result<StepOutput, LossError> {
+    forward_backward_timed(net, images, labels, loss, opts, &mut None)
+}
+
+/// [`forward_backward`], marking the forward, loss and backward phases on `clock` (if any).
+pub fn forward_backward_timed(
+    net: &EmbeddingNet,
+    images: &Tensor,
+    labels: &[i64],
+    loss: &TrainLoss,
+    opts: StepOptions,
+    clock: &mut Option<PhaseClock>,
+) -> Result<StepOutput, LossError> {
     let n = images.size()[0];
     let (amp, device) = (opts.amp, images.device());
     let forward = |x: &Tensor| autocast(amp, device, || net.forward(x, true));
@@ -76,10 +89,12 @@ pub fn forward_backward(
         }
         Tensor::cat(&parts, 0)
     };
+    mark(clock, Phase::Forward);
     if !all_finite(&emb) {
         return Ok(non_finite(0.0));
     }
     let (g, loss_seconds) = timed(&emb);
+    mark(clock, Phase::Loss);
     let outcome = match g? {
         LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
         LossGradient::Finite(value, grad, _) if whole => {
@@ -94,6 +109,7 @@ pub fn forward_backward(
             BridgeOutcome::Applied(value)
         }
     };
+    mark(clock, Phase::Backward);
     Ok(StepOutput { outcome, loss_seconds })
 }
 

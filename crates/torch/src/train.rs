@@ -19,11 +19,12 @@ use crate::loss::TrainLoss;
 use crate::net::EmbeddingNet;
 use crate::observer::{Observer, RunInfo};
 use crate::optim::Optimizer;
+use crate::phases::{mark, Phase, PhaseClock};
 use crate::record::{EpochRecord, RunResults};
 use crate::run_dir;
 use crate::schedule::learning_rate;
 use crate::setup::{load_weights, make_sampler};
-use crate::step::{forward_backward, StepOptions};
+use crate::step::{forward_backward_timed, StepOptions};
 
 /// How a run treats its output directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -229,8 +230,10 @@ fn run_epoch(
         chunk: cfg.run.chunk,
         amp: cfg.run.amp,
     };
+    let mut clock = PhaseClock::from_env(feed.device());
     for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
+        mark(&mut clock, Phase::Gather);
         let step = first_step + i;
         for s in &batch.skipped {
             obs.skipped(&s.reason);
@@ -247,11 +250,14 @@ fn run_epoch(
             last_good: ctx.last_good,
         };
         opt.zero_grad();
+        mark(&mut clock, Phase::Optimiser);
         let out =
-            forward_backward(net, &batch.images, &labels, loss, step_opts).map_err(|source| TrainError::Loss {
-                epoch: ctx.epoch,
-                step: step + 1,
-                source,
+            forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(|source| {
+                TrainError::Loss {
+                    epoch: ctx.epoch,
+                    step: step + 1,
+                    source,
+                }
             })?;
         loss_seconds += out.loss_seconds;
         let value = match out.outcome {
@@ -259,6 +265,7 @@ fn run_epoch(
             BridgeOutcome::NonFinite(v) => return Err(non_finite(v)),
         };
         opt.step(lr_at(step));
+        mark(&mut clock, Phase::Optimiser);
         losses.push(value);
         images += batch.indices.len();
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
@@ -284,5 +291,6 @@ fn run_epoch(
         eval_seconds: 0.0,
         skipped_images: skipped,
         loss_seconds,
+        phase_seconds: clock.map(|c| c.seconds()),
     })
 }
