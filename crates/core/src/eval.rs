@@ -15,12 +15,14 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::cluster::{ami, nmi};
 use crate::kmeans::{kmeans, KMeansOptions};
 use crate::knn::{knn, knn_self, KnnError, KnnOptions, Neighbours};
 use crate::metrics;
 use crate::progress::Progress;
+use crate::scores::Scores;
 
 /// A metric [`evaluate`] can compute; names are PML's (`recall_at_k` is embedrank's addition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,25 +135,15 @@ pub struct LabelledSet<'a> {
     pub labels: &'a [i64],
 }
 
-/// The metrics (those not asked for are `None`; a kNN metric is NaN if every query is lone).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// An evaluation's outcome: the [`Scores`] (those not asked for are `None`; a kNN metric is NaN if
+/// every query is lone) with the counts and timings behind them. Serialised, it is `embedrank
+/// eval`'s JSON: the scores' fields, `num_queries`, `num_excluded`, `k`, `k_searched` and
+/// `timings: {knn_s, kmeans_s}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EvalReport {
-    /// PML `precision_at_1`.
-    pub precision_at_1: Option<f64>,
-    /// `(K, Recall@K)` for each requested K, K ascending.
-    pub recall_at_k: Vec<(usize, f64)>,
-    /// PML `r_precision`.
-    pub r_precision: Option<f64>,
-    /// PML `mean_average_precision_at_r`.
-    pub mean_average_precision_at_r: Option<f64>,
-    /// PML `mean_average_precision`.
-    pub mean_average_precision: Option<f64>,
-    /// PML `mean_reciprocal_rank`.
-    pub mean_reciprocal_rank: Option<f64>,
-    /// PML `NMI`.
-    pub nmi: Option<f64>,
-    /// PML `AMI`.
-    pub ami: Option<f64>,
+    /// The metrics.
+    #[serde(flatten)]
+    pub scores: Scores,
     /// Queries in the kNN metrics (lone queries excluded).
     pub num_queries: usize,
     /// Lone queries left out.
@@ -160,12 +152,22 @@ pub struct EvalReport {
     pub k: usize,
     /// Neighbours searched (`max(k, largest Recall@K K)`, clipped to the candidates).
     pub k_searched: usize,
-    /// Seconds spent in the kNN search.
-    pub knn_seconds: f64,
-    /// Seconds spent in k-means.
-    pub kmeans_seconds: f64,
+    /// Seconds spent in each stage.
+    pub timings: Timings,
     /// The k-means cluster of each query (empty unless NMI or AMI was asked for).
+    #[serde(skip)]
     pub clusters: Vec<u32>,
+}
+
+/// Seconds spent in the stages of an evaluation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// The kNN search.
+    #[serde(rename = "knn_s")]
+    pub knn: f64,
+    /// k-means (NMI / AMI).
+    #[serde(rename = "kmeans_s")]
+    pub kmeans: f64,
 }
 
 /// A row of a matrix that cannot be ranked.
@@ -423,17 +425,17 @@ pub fn evaluate_with(
                 nb.rows, nb.k, report.k_searched
             )));
         }
-        report.knn_seconds = t.elapsed().as_secs_f64();
+        report.timings.knn = t.elapsed().as_secs_f64();
         let sums = knn_sums(&nb, query.labels, refs.labels, &relevant, report.k, &recall_at);
         let mean = |x: f64| x / sums.count as f64;
         let k_ok = report.k > 0;
         let pick = |m: Metric, v: f64| (wants(m)).then(|| if k_ok { mean(v) } else { f64::NAN });
-        report.precision_at_1 = pick(Metric::PrecisionAt1, sums.p1);
-        report.r_precision = pick(Metric::RPrecision, sums.r_prec);
-        report.mean_average_precision_at_r = pick(Metric::MeanAveragePrecisionAtR, sums.map_r);
-        report.mean_average_precision = pick(Metric::MeanAveragePrecision, sums.map);
-        report.mean_reciprocal_rank = pick(Metric::MeanReciprocalRank, sums.mrr);
-        report.recall_at_k = recall_at
+        report.scores.precision_at_1 = pick(Metric::PrecisionAt1, sums.p1);
+        report.scores.r_precision = pick(Metric::RPrecision, sums.r_prec);
+        report.scores.mean_average_precision_at_r = pick(Metric::MeanAveragePrecisionAtR, sums.map_r);
+        report.scores.mean_average_precision = pick(Metric::MeanAveragePrecision, sums.map);
+        report.scores.mean_reciprocal_rank = pick(Metric::MeanReciprocalRank, sums.mrr);
+        report.scores.recall_at_k = recall_at
             .iter()
             .zip(&sums.recall)
             .map(|(&kk, &s)| (kk, mean(s)))
@@ -450,9 +452,9 @@ pub fn evaluate_with(
             seed: cfg.seed,
         };
         let pred = kmeans(query.embeddings, dim, &opts, progress);
-        report.kmeans_seconds = t.elapsed().as_secs_f64();
-        report.nmi = wants(Metric::Nmi).then(|| nmi(&truth, &pred));
-        report.ami = wants(Metric::Ami).then(|| ami(&truth, &pred));
+        report.timings.kmeans = t.elapsed().as_secs_f64();
+        report.scores.nmi = wants(Metric::Nmi).then(|| nmi(&truth, &pred));
+        report.scores.ami = wants(Metric::Ami).then(|| ami(&truth, &pred));
         report.clusters = pred;
     }
     Ok(report)
@@ -515,12 +517,15 @@ mod tests {
         // matches: q0 [T,F] R=2; q1 [T,F] R=2; q2 [F,F] R=1; q3 [F,T] R=2; q4 [F,T] R=1
         assert_eq!((rep.k, rep.num_queries, rep.num_excluded), (2, 5, 0));
         let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
-        close(rep.precision_at_1, 2.0 / 5.0);
-        close(rep.r_precision, (0.5 + 0.5 + 0.0 + 0.5 + 0.0) / 5.0);
-        close(rep.mean_average_precision_at_r, (0.5 + 0.5 + 0.0 + 0.25 + 0.0) / 5.0);
-        close(rep.mean_average_precision, (0.5 + 0.5 + 0.0 + 0.25 + 0.5) / 5.0);
-        close(rep.mean_reciprocal_rank, (1.0 + 1.0 + 0.0 + 0.5 + 0.5) / 5.0);
-        assert_eq!(rep.recall_at_k, vec![(1, 2.0 / 5.0), (2, 4.0 / 5.0)]);
+        close(rep.scores.precision_at_1, 2.0 / 5.0);
+        close(rep.scores.r_precision, (0.5 + 0.5 + 0.0 + 0.5 + 0.0) / 5.0);
+        close(
+            rep.scores.mean_average_precision_at_r,
+            (0.5 + 0.5 + 0.0 + 0.25 + 0.0) / 5.0,
+        );
+        close(rep.scores.mean_average_precision, (0.5 + 0.5 + 0.0 + 0.25 + 0.5) / 5.0);
+        close(rep.scores.mean_reciprocal_rank, (1.0 + 1.0 + 0.0 + 0.5 + 0.5) / 5.0);
+        assert_eq!(rep.scores.recall_at_k, vec![(1, 2.0 / 5.0), (2, 4.0 / 5.0)]);
     }
 
     #[test]
@@ -531,10 +536,10 @@ mod tests {
         let rep = evaluate(q, Some(r), 2, &EvalConfig::default(), &NoProgress).unwrap();
         assert_eq!((rep.num_queries, rep.num_excluded, rep.k), (1, 1, 1));
         // Query 0 (label 5) = (1, 0): its nearest reference is (0.8, 0.6), label 7.
-        assert_eq!(rep.precision_at_1, Some(0.0));
+        assert_eq!(rep.scores.precision_at_1, Some(0.0));
         // Every query lone: NaN, as PML.
         let rep = evaluate(q, Some(set(&e[4..], &[8, 9])), 2, &EvalConfig::default(), &NoProgress).unwrap();
-        assert!(rep.precision_at_1.unwrap().is_nan());
+        assert!(rep.scores.precision_at_1.unwrap().is_nan());
         assert_eq!(rep.num_excluded, 2);
     }
 
@@ -549,8 +554,8 @@ mod tests {
         };
         let got = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &cpu).unwrap();
         assert_eq!(
-            (got.precision_at_1, got.nmi, got.k),
-            (want.precision_at_1, want.nmi, want.k)
+            (got.scores.precision_at_1, got.scores.nmi, got.k),
+            (want.scores.precision_at_1, want.scores.nmi, want.k)
         );
         let short = |q: &[f32], _: Option<&[f32]>, dim: usize, _: usize, p: &dyn Progress| {
             Ok(knn_self(q, dim, 1, &KnnOptions::default(), p)?)

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod progress;
 pub mod real;
 pub mod sampler;
+pub mod scores;
 pub mod settings;
 pub mod topk;
 
@@ -32,3 +33,4 @@ pub use loss::{
     Contrastive, Fappy, FappyWeighting, FastAp, Gradients, Loss, LossConfig, LossError, LossInput, LossMath,
     LossOutput, MultiSimilarity, MultiSimilarityMiner, NormalizedSoftmax, ProxyAnchor, Triplet, TripletMining,
 };
+pub use scores::Scores;

@@ -1,13 +1,14 @@
 //! Reading a run's `metrics.jsonl`: one JSON object per epoch, fields beyond the known ones ignored.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
+use embedrank_core::Scores;
 use serde::Deserialize;
 
 use crate::ReportError;
 
-/// One epoch's record. Absent or `null` values are `None` (JSON has no NaN: writers emit `null`).
+/// One epoch's record: its number, loss and throughput, and the [`Scores`] of its evaluation (the
+/// record every embedrank command writes). Absent or `null` loss and throughput are `None`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EpochMetrics {
     /// Epoch number (1-based by convention).
@@ -18,42 +19,16 @@ pub struct EpochMetrics {
     /// Training throughput, images per second.
     #[serde(default)]
     pub img_per_s: Option<f64>,
-    /// Precision@1 of the evaluation.
-    #[serde(default)]
-    pub precision_at_1: Option<f64>,
-    /// Recall@K by K (keys are K as text in the file, e.g. `"10"`).
-    #[serde(default, deserialize_with = "recall_map")]
-    pub recall_at_k: BTreeMap<u32, Option<f64>>,
-    /// MAP@R of the evaluation.
-    #[serde(default)]
-    pub mean_average_precision_at_r: Option<f64>,
-    /// R-precision of the evaluation.
-    #[serde(default)]
-    pub r_precision: Option<f64>,
+    /// The evaluation's metrics (empty on an epoch that was not evaluated).
+    #[serde(flatten)]
+    pub scores: Scores,
 }
 
 impl EpochMetrics {
     /// Whether the epoch carries any retrieval metric.
     pub fn has_retrieval(&self) -> bool {
-        self.recall_at_k.values().any(Option::is_some)
-            || self.mean_average_precision_at_r.is_some()
-            || self.precision_at_1.is_some()
-            || self.r_precision.is_some()
+        !self.scores.is_empty()
     }
-}
-
-/// Reads `{"1": 0.8, "10": 0.9}` with the keys as integers, so K sorts numerically.
-fn recall_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, Option<f64>>, D::Error> {
-    let raw: Option<BTreeMap<String, Option<f64>>> = Deserialize::deserialize(d)?;
-    raw.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            k.trim()
-                .parse::<u32>()
-                .map(|k| (k, v))
-                .map_err(|_| serde::de::Error::custom(format!("recall_at_k key {k:?} is not a whole number K")))
-        })
-        .collect()
 }
 
 /// Parses the text of a `metrics.jsonl` file (blank lines skipped); `path` names it in errors.
@@ -107,9 +82,8 @@ mod tests {
         );
         let m = parse_metrics(text, p()).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].recall_at_k.keys().copied().collect::<Vec<_>>(), vec![1, 10]);
-        assert_eq!(m[0].recall_at_k[&10], Some(0.95));
-        assert_eq!((m[0].loss, m[0].r_precision), (Some(0.5), Some(0.7)));
+        assert_eq!(m[0].scores.recall_at_k, vec![(1, 0.8), (10, 0.95)]);
+        assert_eq!((m[0].loss, m[0].scores.r_precision), (Some(0.5), Some(0.7)));
         assert!(m[0].has_retrieval());
         assert_eq!((m[1].epoch, m[1].loss), (2, None));
         assert!(!m[1].has_retrieval());

@@ -191,19 +191,22 @@ pub fn plot_loss(epochs: &[EpochMetrics], out: &Path) -> Result<(), ReportError>
 
 /// Writes `out` (PNG): Recall@K for every K present, and MAP@R, per evaluated epoch.
 pub fn plot_retrieval(epochs: &[EpochMetrics], out: &Path) -> Result<(), ReportError> {
-    let mut ks: Vec<u32> = epochs.iter().flat_map(|e| e.recall_at_k.keys().copied()).collect();
+    let mut ks: Vec<usize> = epochs
+        .iter()
+        .flat_map(|e| e.scores.recall_at_k.iter().map(|(k, _)| *k))
+        .collect();
     ks.sort_unstable();
     ks.dedup();
     let mut series: Vec<Series> = ks
         .into_iter()
         .map(|k| Series {
             name: format!("Recall@{k}"),
-            points: points(epochs, |e| e.recall_at_k.get(&k).copied().flatten()),
+            points: points(epochs, |e| e.scores.recall(k)),
         })
         .collect();
     series.push(Series {
         name: "MAP@R".into(),
-        points: points(epochs, |e| e.mean_average_precision_at_r),
+        points: points(epochs, |e| e.scores.mean_average_precision_at_r),
     });
     render(
         out,
@@ -216,7 +219,7 @@ pub fn plot_retrieval(epochs: &[EpochMetrics], out: &Path) -> Result<(), ReportE
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use embedrank_core::Scores;
 
     use super::*;
 
@@ -226,14 +229,12 @@ mod tests {
             epoch: k,
             loss: Some(loss),
             img_per_s: Some(1000.0),
-            precision_at_1: eval.then_some(r1),
-            recall_at_k: if eval {
-                BTreeMap::from([(1, Some(r1)), (10, Some(r1 + 0.3))])
-            } else {
-                BTreeMap::new()
+            scores: Scores {
+                precision_at_1: eval.then_some(r1),
+                recall_at_k: if eval { vec![(1, r1), (10, r1 + 0.3)] } else { vec![] },
+                mean_average_precision_at_r: eval.then_some(r1 - 0.2),
+                ..Scores::default()
             },
-            mean_average_precision_at_r: eval.then_some(r1 - 0.2),
-            r_precision: None,
         }
     }
 

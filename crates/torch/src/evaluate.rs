@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use embedrank_core::eval::{evaluate, EvalConfig, KChoice, LabelledSet, Metric};
 use embedrank_core::progress::NoProgress;
+use embedrank_core::Scores;
 use embedrank_data::dataset::Protocol;
 use tch::{Device, Kind};
 
@@ -15,7 +16,6 @@ use crate::error::TrainError;
 use crate::knn_device::evaluate_on_device;
 use crate::net::EmbeddingNet;
 use crate::observer::Observer;
-use crate::record::Retrieval;
 
 /// A split's embeddings, in split order, without the images that could not be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,7 +165,7 @@ pub fn protocol_retrieval(
     batch: usize,
     device: Device,
     obs: &mut dyn Observer,
-) -> Result<Retrieval, TrainError> {
+) -> Result<Scores, TrainError> {
     let pairing = pairing(data, protocol)?;
     let query = embed_split(net, data.split(&protocol.query)?, data_cfg, batch, device, obs)?;
     let reference = match pairing {
@@ -192,7 +192,7 @@ pub fn retrieval_metrics(
     reference: Option<&Embedded>,
     recall_at: &[usize],
     search_on: Option<Device>,
-) -> Result<Retrieval, TrainError> {
+) -> Result<Scores, TrainError> {
     let cfg = EvalConfig {
         metrics: vec![
             Metric::PrecisionAt1,
@@ -210,15 +210,17 @@ pub fn retrieval_metrics(
         Some(d) => evaluate_on_device(q, r, query.dim, &cfg, &NoProgress, d),
     }
     .map_err(|e| TrainError::Eval(e.to_string()))?;
-    let missing = |what: &str| TrainError::Eval(format!("the evaluator returned no {what}"));
-    Ok(Retrieval {
-        precision_at_1: report.precision_at_1.ok_or_else(|| missing("precision_at_1"))?,
-        recall_at_k: report.recall_at_k.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        r_precision: report.r_precision.ok_or_else(|| missing("r_precision"))?,
-        mean_average_precision_at_r: report
-            .mean_average_precision_at_r
-            .ok_or_else(|| missing("mean_average_precision_at_r"))?,
-    })
+    let s = report.scores;
+    for (name, value) in [
+        ("precision_at_1", s.precision_at_1),
+        ("r_precision", s.r_precision),
+        ("mean_average_precision_at_r", s.mean_average_precision_at_r),
+    ] {
+        if value.is_none() {
+            return Err(TrainError::Eval(format!("the evaluator returned no {name}")));
+        }
+    }
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -1,43 +1,11 @@
 //! What a run records: one [`EpochRecord`] per epoch (a line of `metrics.jsonl`) and the final
 //! `results.json`.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use embedrank_core::Scores;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::TrainConfig;
 use crate::phases::PhaseSeconds;
-
-/// Retrieval quality on the test split (PML's names; the format `embedrank-report` plots).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Retrieval {
-    /// Precision@1 (= Recall@1).
-    pub precision_at_1: f64,
-    /// Recall@K by K (K as text, e.g. `"4"`).
-    pub recall_at_k: BTreeMap<String, f64>,
-    /// Mean R-precision.
-    pub r_precision: f64,
-    /// MAP@R.
-    pub mean_average_precision_at_r: f64,
-}
-
-impl Retrieval {
-    /// Every (K, Recall@K), K ascending.
-    pub fn recalls(&self) -> Vec<(usize, f64)> {
-        let mut ks: Vec<(usize, f64)> = self
-            .recall_at_k
-            .iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
-            .collect();
-        ks.sort_unstable_by_key(|(k, _)| *k);
-        ks
-    }
-
-    /// Recall@`k`, if computed.
-    pub fn recall(&self, k: usize) -> Option<f64> {
-        self.recall_at_k.get(&k.to_string()).copied()
-    }
-}
 
 /// The outcome of one epoch (one line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,9 +24,15 @@ pub struct EpochRecord {
     pub train_seconds: f64,
     /// Training throughput, images per second.
     pub img_per_s: f64,
-    /// Retrieval metrics on the test split, if evaluated after this epoch.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub retrieval: Option<Retrieval>,
+    /// Retrieval metrics on the test split, if evaluated after this epoch (flattened: the line
+    /// holds the scores' fields).
+    #[serde(
+        flatten,
+        default,
+        deserialize_with = "evaluated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retrieval: Option<Scores>,
     /// Seconds spent evaluating.
     pub eval_seconds: f64,
     /// Training images left out because they could not be read or decoded.
@@ -72,6 +46,12 @@ pub struct EpochRecord {
     pub phase_seconds: Option<PhaseSeconds>,
 }
 
+/// The scores of a line, `None` if it has none (a flattened `Option` would always be `Some`).
+fn evaluated<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scores>, D::Error> {
+    let scores = Scores::deserialize(d)?;
+    Ok((!scores.is_empty()).then_some(scores))
+}
+
 /// The final summary of a run (`results.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -80,7 +60,7 @@ pub struct RunResults {
     /// Epochs trained in total.
     pub epochs: usize,
     /// Retrieval metrics after the last evaluated epoch.
-    pub retrieval: Option<Retrieval>,
+    pub retrieval: Option<Scores>,
     /// Mean training throughput over all epochs (images per second).
     pub img_per_s: f64,
     /// Total training seconds (steps only).
@@ -109,7 +89,7 @@ impl RunResults {
 mod tests {
     use super::*;
 
-    fn record(retrieval: Option<Retrieval>) -> EpochRecord {
+    fn record(retrieval: Option<Scores>) -> EpochRecord {
         EpochRecord {
             epoch: 3,
             loss: 0.25,
@@ -128,11 +108,12 @@ mod tests {
 
     #[test]
     fn json_lines_round_trip_with_and_without_retrieval() {
-        let r = Retrieval {
-            precision_at_1: 0.8,
-            recall_at_k: [("1".to_string(), 0.8), ("8".to_string(), 0.95)].into(),
-            r_precision: 0.6,
-            mean_average_precision_at_r: 0.5,
+        let r = Scores {
+            precision_at_1: Some(0.8),
+            recall_at_k: vec![(1, 0.8), (8, 0.95)],
+            r_precision: Some(0.6),
+            mean_average_precision_at_r: Some(0.5),
+            ..Scores::default()
         };
         for rec in [record(None), record(Some(r))] {
             let line = serde_json::to_string(&rec).unwrap();

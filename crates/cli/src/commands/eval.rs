@@ -9,7 +9,6 @@ use embedrank_core::knn::KnnOptions;
 use embedrank_data::npy;
 use embedrank_torch::knn_device::evaluate_on_device;
 use embedrank_torch::tch::Device;
-use serde_json::{json, Map, Value};
 
 use crate::args::EvalArgs;
 use crate::progress::Bar;
@@ -95,35 +94,6 @@ fn knn_device(name: &str) -> anyhow::Result<Option<Device>> {
     }
 }
 
-/// The metrics as the JSON object of the issue (NaN becomes null).
-fn to_json(r: &EvalReport) -> Value {
-    let mut o = Map::new();
-    let mut put = |name: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            o.insert(name.into(), json!(v));
-        }
-    };
-    put("precision_at_1", r.precision_at_1);
-    put("r_precision", r.r_precision);
-    put("mean_average_precision_at_r", r.mean_average_precision_at_r);
-    put("mean_average_precision", r.mean_average_precision);
-    put("mean_reciprocal_rank", r.mean_reciprocal_rank);
-    put("nmi", r.nmi);
-    put("ami", r.ami);
-    if !r.recall_at_k.is_empty() {
-        let rk: Map<String, Value> = r.recall_at_k.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-        o.insert("recall_at_k".into(), Value::Object(rk));
-    }
-    o.insert("num_queries".into(), json!(r.num_queries));
-    o.insert("num_excluded".into(), json!(r.num_excluded));
-    o.insert("k".into(), json!(r.k));
-    o.insert(
-        "timings".into(),
-        json!({ "knn_s": r.knn_seconds, "kmeans_s": r.kmeans_seconds }),
-    );
-    Value::Object(o)
-}
-
 fn print_table(
     out: &mut impl Write,
     args: &EvalArgs,
@@ -146,20 +116,10 @@ fn print_table(
         r.k, r.num_excluded, r.num_queries
     )?;
     writeln!(out, "{:<30} {:>10}", "metric", "value")?;
-    let mut row = |name: String, v: Option<f64>| match v {
-        Some(v) => writeln!(out, "{name:<30} {v:>10.6}"),
-        None => Ok(()),
-    };
-    row("precision_at_1".into(), r.precision_at_1)?;
-    for (k, v) in &r.recall_at_k {
-        row(format!("recall_at_{k}"), Some(*v))?;
+    for (name, v) in r.scores.entries() {
+        writeln!(out, "{name:<30} {v:>10.6}")?;
     }
-    row("r_precision".into(), r.r_precision)?;
-    row("mean_average_precision_at_r".into(), r.mean_average_precision_at_r)?;
-    row("mean_average_precision".into(), r.mean_average_precision)?;
-    row("mean_reciprocal_rank".into(), r.mean_reciprocal_rank)?;
-    row("nmi".into(), r.nmi)?;
-    row("ami".into(), r.ami)
+    Ok(())
 }
 
 /// Runs `embedrank eval`.
@@ -215,7 +175,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let ids: Vec<i64> = report.clusters.iter().map(|&c| i64::from(c)).collect();
         npy::write_labels(path, &ids)?;
     }
-    let json = to_json(&report);
+    let json = serde_json::to_value(&report)?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use anyhow::{bail, Context};
+use embedrank_core::Scores;
 use embedrank_data::dataset::Protocol;
 use embedrank_torch::evaluate::{self, Pairing};
-use embedrank_torch::record::Retrieval;
 use serde_json::{json, Map, Value};
 
 use super::model_data::{self, Session};
@@ -38,7 +38,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("evaluating protocol {}", p.name))?;
         let pairing = evaluate::pairing(&s.data, p)?;
         print_protocol(&mut out, &s, p, pairing, &r)?;
-        results.insert(p.name.clone(), protocol_json(p, pairing, &r));
+        results.insert(p.name.clone(), protocol_json(p, pairing, &r)?);
     }
     if console.skipped > 0 {
         writeln!(out, "{} images could not be read and were left out", console.skipped)?;
@@ -58,7 +58,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn score(s: &Session, p: &Protocol, batch: usize, console: &mut Console) -> anyhow::Result<Retrieval> {
+fn score(s: &Session, p: &Protocol, batch: usize, console: &mut Console) -> anyhow::Result<Scores> {
     Ok(evaluate::protocol_retrieval(
         &s.model.net,
         &s.data,
@@ -83,30 +83,21 @@ fn describe(s: &Session, p: &Protocol, pairing: Pairing) -> anyhow::Result<Strin
     })
 }
 
-fn print_protocol(
-    out: &mut impl Write,
-    s: &Session,
-    p: &Protocol,
-    pairing: Pairing,
-    r: &Retrieval,
-) -> anyhow::Result<()> {
+fn print_protocol(out: &mut impl Write, s: &Session, p: &Protocol, pairing: Pairing, r: &Scores) -> anyhow::Result<()> {
     writeln!(out, "\nprotocol {}: {}", p.name, describe(s, p, pairing)?)?;
-    for (k, v) in r.recalls() {
-        writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
-    }
-    writeln!(out, "  {:<14} {:>8.4}", "MAP@R", r.mean_average_precision_at_r)?;
-    writeln!(out, "  {:<14} {:>8.4}", "R-precision", r.r_precision)?;
+    super::write_summary(out, r)?;
     Ok(())
 }
 
-fn protocol_json(p: &Protocol, pairing: Pairing, r: &Retrieval) -> Value {
-    json!({
+/// One protocol's entry of the `--json` document: its splits and the [`Scores`] record.
+fn protocol_json(p: &Protocol, pairing: Pairing, r: &Scores) -> anyhow::Result<Value> {
+    let mut doc = json!({
         "query": p.query,
         "reference": p.reference,
         "self_excluded": pairing == Pairing::SelfSearch,
-        "recall_at_k": r.recalls().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
-        "precision_at_1": r.precision_at_1,
-        "r_precision": r.r_precision,
-        "mean_average_precision_at_r": r.mean_average_precision_at_r,
-    })
+    });
+    if let (Value::Object(o), Value::Object(scores)) = (&mut doc, serde_json::to_value(r)?) {
+        o.extend(scores);
+    }
+    Ok(doc)
 }

@@ -8,6 +8,10 @@ mod model_data;
 mod report;
 mod train;
 
+use std::io::Write;
+
+use embedrank_core::Scores;
+
 use crate::args::{Cli, Command};
 
 /// Runs the parsed command line.
@@ -19,4 +23,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(&args),
         Command::Embed(args) => embed::run(&args),
     }
+}
+
+/// Writes the retrieval summary of `train` and `eval --checkpoint`: Recall@K, MAP@R, R-precision
+/// (those computed), one indented row each.
+fn write_summary(out: &mut impl Write, scores: &Scores) -> std::io::Result<()> {
+    for (k, v) in &scores.recall_at_k {
+        writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
+    }
+    for (name, v) in [
+        ("MAP@R", scores.mean_average_precision_at_r),
+        ("R-precision", scores.r_precision),
+    ] {
+        if let Some(v) = v {
+            writeln!(out, "  {name:<14} {v:>8.4}")?;
+        }
+    }
+    Ok(())
 }

@@ -31,11 +31,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     writeln!(out, "\nRetrieval under {protocol} after epoch {}:", r.epochs)?;
     writeln!(out, "  {:<14} {:>8}", "metric", "value")?;
     if let Some(m) = &r.retrieval {
-        for (k, v) in m.recalls() {
-            writeln!(out, "  {:<14} {v:>8.4}", format!("Recall@{k}"))?;
-        }
-        writeln!(out, "  {:<14} {:>8.4}", "MAP@R", m.mean_average_precision_at_r)?;
-        writeln!(out, "  {:<14} {:>8.4}", "R-precision", m.r_precision)?;
+        super::write_summary(&mut out, m)?;
     }
     writeln!(out, "  {:<14} {:>8.0}", "train img/s", r.img_per_s)?;
     writeln!(
@@ -154,7 +150,9 @@ impl Observer for Bars {
             .map(|m| {
                 format!(
                     "; R@1 {:.4}, MAP@R {:.4} ({:.1} s eval)",
-                    m.precision_at_1, m.mean_average_precision_at_r, r.eval_seconds
+                    m.precision_at_1.unwrap_or(f64::NAN),
+                    m.mean_average_precision_at_r.unwrap_or(f64::NAN),
+                    r.eval_seconds
                 )
             })
             .unwrap_or_default();
