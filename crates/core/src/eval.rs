@@ -10,6 +10,12 @@
 //!
 //! [`evaluate`] searches with the CPU kNN; [`evaluate_with`] takes any other search (e.g. one on a
 //! GPU) that returns the same [`Neighbours`], and computes the same metrics from them.
+//!
+//! When the reference set contains (some of) the queries themselves, as OML's query/gallery
+//! datasets do, [`evaluate_excluding`] leaves each query's own item out of its ranking and of its
+//! relevant count; [`same_id_pairs`] finds that item from one id per row of each set (OML's
+//! `ids`). A query set equal to the reference set, each query paired with itself, is exactly the
+//! self-search of [`evaluate`] (PML's `ref_includes_query`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -18,7 +24,8 @@ use rayon::prelude::*;
 
 use crate::cluster::{ami, nmi};
 use crate::kmeans::{kmeans, KMeansOptions};
-use crate::knn::{knn, knn_self, KnnError, KnnOptions, Neighbours};
+use crate::knn::{knn, knn_excluding, knn_self, KnnError, KnnOptions, Neighbours};
+use crate::memory::{self, MemoryError};
 use crate::metrics;
 use crate::progress::Progress;
 
@@ -207,12 +214,12 @@ pub enum EvalError {
         reference: usize,
     },
     /// A row cannot be ranked.
-    #[error("the {set}: {source}")]
+    #[error("the {set}: {row}")]
     Row {
         /// Which set.
         set: &'static str,
         /// What is wrong with which row.
-        source: RowError,
+        row: RowError,
     },
     /// A K of Recall@K or a fixed k is zero.
     #[error("{what} must be at least 1")]
@@ -226,6 +233,12 @@ pub enum EvalError {
     /// A kNN search given to [`evaluate_with`] failed, or returned the wrong number of neighbours.
     #[error("the kNN search failed: {0}")]
     Search(String),
+    /// The ids that pair queries with references are inconsistent (length, duplicates, labels).
+    #[error("{0}")]
+    Ids(String),
+    /// The neighbour lists would not fit in memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 }
 
 /// A kNN search for [`evaluate_with`]: `(queries, references, dim, k, progress)` to the `k` best
@@ -281,7 +294,7 @@ fn check_set(set: &'static str, s: &LabelledSet, dim: usize) -> Result<usize, Ev
     {
         return Err(EvalError::Row {
             set,
-            source: RowError::NonFinite(i),
+            row: RowError::NonFinite(i),
         });
     }
     Ok(rows)
@@ -365,6 +378,97 @@ pub fn evaluate_with(
     progress: &dyn Progress,
     search: &KnnSearch,
 ) -> Result<EvalReport, EvalError> {
+    evaluate_impl(query, reference, None, dim, cfg, progress, search)
+}
+
+/// Evaluates `query` against `reference` with reference `exclude[i]` (if any) left out of query
+/// `i`'s ranking and relevant count, on the CPU. Equal sets with every query paired with itself
+/// are searched as one set against itself, exactly as [`evaluate`] with no reference does.
+pub fn evaluate_excluding(
+    query: LabelledSet,
+    reference: LabelledSet,
+    exclude: &[Option<u32>],
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+) -> Result<EvalReport, EvalError> {
+    if is_same_set(query, reference, exclude) {
+        return evaluate(query, None, dim, cfg, progress);
+    }
+    let cpu = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
+        let r = r.ok_or_else(|| EvalError::Search("no reference set".into()))?;
+        Ok(knn_excluding(q, r, dim, k, exclude, &cfg.knn, p)?)
+    };
+    evaluate_impl(query, Some(reference), Some(exclude), dim, cfg, progress, &cpu)
+}
+
+/// Whether `query` and `reference` are the same rows (bit for bit, labels too) and `exclude` pairs
+/// every query with itself: the search is then the set against itself.
+pub fn is_same_set(query: LabelledSet, reference: LabelledSet, exclude: &[Option<u32>]) -> bool {
+    query.labels == reference.labels
+        && exclude.len() == query.labels.len()
+        && exclude.iter().enumerate().all(|(i, e)| *e == Some(i as u32))
+        && query.embeddings.len() == reference.embeddings.len()
+        && query
+            .embeddings
+            .iter()
+            .zip(reference.embeddings)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+/// For each query, the index of the reference with the same id, if any (`None` otherwise), from
+/// one id per row of each set. Ids must be unique within each set, and a query and the reference
+/// sharing its id must share its label (they are one item).
+pub fn same_id_pairs(
+    query: LabelledSet,
+    query_ids: &[i64],
+    reference: LabelledSet,
+    ref_ids: &[i64],
+) -> Result<Vec<Option<u32>>, EvalError> {
+    let index = |set: &str, ids: &[i64], labels: &[i64]| -> Result<HashMap<i64, usize>, EvalError> {
+        if ids.len() != labels.len() {
+            return Err(EvalError::Ids(format!(
+                "{} {set} ids for {} {set} rows",
+                ids.len(),
+                labels.len()
+            )));
+        }
+        let mut at = HashMap::with_capacity(ids.len());
+        for (row, &id) in ids.iter().enumerate() {
+            if let Some(first) = at.insert(id, row) {
+                return Err(EvalError::Ids(format!(
+                    "{set} id {id} appears twice (rows {first} and {row}); ids must be unique"
+                )));
+            }
+        }
+        Ok(at)
+    };
+    index("query", query_ids, query.labels)?;
+    let refs = index("reference", ref_ids, reference.labels)?;
+    query_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| match refs.get(id) {
+            None => Ok(None),
+            Some(&j) if reference.labels[j] == query.labels[i] => Ok(Some(j as u32)),
+            Some(&j) => Err(EvalError::Ids(format!(
+                "id {id} is labelled {} as query row {i} but {} as reference row {j}",
+                query.labels[i], reference.labels[j]
+            ))),
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_impl(
+    query: LabelledSet,
+    reference: Option<LabelledSet>,
+    exclude: Option<&[Option<u32>]>,
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+    search: &KnnSearch,
+) -> Result<EvalReport, EvalError> {
     let nq = check_set("query set", &query, dim)?;
     if let Some(r) = &reference {
         check_set("reference set", r, dim)?;
@@ -380,7 +484,13 @@ pub fn evaluate_with(
     let self_ref = reference.is_none();
     let refs = reference.unwrap_or(query);
     let nr = refs.labels.len();
-    let own = usize::from(self_ref);
+    // References a query may not see: itself in a self-search, its excluded item otherwise.
+    let left_out = |i: usize| match exclude {
+        _ if self_ref => Some(i),
+        Some(ex) => ex.get(i).copied().flatten().map(|j| j as usize),
+        None => None,
+    };
+    let own = usize::from(self_ref || exclude.is_some_and(|ex| ex.iter().any(Option::is_some)));
     let mut counts: HashMap<i64, usize> = HashMap::new();
     for l in refs.labels {
         *counts.entry(*l).or_default() += 1;
@@ -388,7 +498,11 @@ pub fn evaluate_with(
     let relevant: Vec<usize> = query
         .labels
         .iter()
-        .map(|l| counts.get(l).copied().unwrap_or(0).saturating_sub(own))
+        .enumerate()
+        .map(|(i, l)| {
+            let same = left_out(i).is_some_and(|j| refs.labels.get(j) == Some(l));
+            counts.get(l).copied().unwrap_or(0).saturating_sub(usize::from(same))
+        })
         .collect();
     let mut report = EvalReport {
         num_excluded: relevant.iter().filter(|&&r| r == 0).count(),
@@ -414,6 +528,8 @@ pub fn evaluate_with(
         recall_at.sort_unstable();
         recall_at.dedup();
         report.k_searched = recall_at.last().copied().unwrap_or(0).max(report.k).min(candidates);
+        let lists = format!("the neighbour lists ({nq} queries × {} neighbours)", report.k_searched);
+        memory::check(memory::matrix_bytes(nq, report.k_searched, 8), &lists)?;
         let t = Instant::now();
         let r = (!self_ref).then_some(refs.embeddings);
         let nb = search(query.embeddings, r, dim, report.k_searched, progress)?;

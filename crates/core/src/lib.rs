@@ -20,6 +20,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linalg;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod progress;
 pub mod real;
