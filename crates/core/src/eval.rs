@@ -680,6 +680,47 @@ mod tests {
     }
 
     #[test]
+    fn excluding_each_query_s_own_item() {
+        // The line of points of `hand_checked_line_of_points` as references; queries: points 0
+        // and 2, each paired with itself. q0: 1(a) 2(b) → [T, F], R = 2; q2: 3(a) 1(a) → [F, F],
+        // R = 1 (label b: one other). k = max R = 2.
+        let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
+        let e: Vec<f32> = ang
+            .iter()
+            .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
+            .collect();
+        let l = [1i64, 1, 2, 1, 2];
+        let q: Vec<f32> = [&e[0..2], &e[4..6]].concat();
+        let cfg = EvalConfig {
+            metrics: Metric::ALL[..4].to_vec(),
+            recall_at: vec![1, 2],
+            ..EvalConfig::default()
+        };
+        let ex = same_id_pairs(set(&q, &[1, 2]), &[7, 9], set(&e, &l), &[7, 8, 9, 10, 11]).unwrap();
+        assert_eq!(ex, [Some(0), Some(2)]);
+        let rep = evaluate_excluding(set(&q, &[1, 2]), set(&e, &l), &ex, 2, &cfg, &NoProgress).unwrap();
+        assert_eq!((rep.k, rep.num_queries), (2, 2));
+        assert_eq!(rep.precision_at_1, Some(0.5));
+        assert_eq!(rep.r_precision, Some(0.25));
+        assert_eq!(rep.recall_at_k, vec![(1, 0.5), (2, 0.5)]);
+        // The whole set paired with itself is the self-search, to the bit.
+        let all: Vec<Option<u32>> = (0..5).map(Some).collect();
+        let got = evaluate_excluding(set(&e, &l), set(&e, &l), &all, 2, &cfg, &NoProgress).unwrap();
+        let want = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
+        assert_eq!((got.precision_at_1, got.k), (want.precision_at_1, want.k));
+        assert_eq!(got.mean_average_precision_at_r, want.mean_average_precision_at_r);
+        // Bad ids: duplicates, a different label for the same id, a wrong count.
+        let err = |qi: &[i64], ri: &[i64]| {
+            same_id_pairs(set(&q, &[1, 2]), qi, set(&e, &l), ri)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[7, 7], &[1, 2, 3, 4, 5]).contains("query id 7 appears twice (rows 0 and 1)"));
+        assert!(err(&[7, 9], &[1, 9, 2, 3, 4]).contains("id 9 is labelled 2 as query row 1 but 1 as reference row 1"));
+        assert!(err(&[7], &[1, 2, 3, 4, 5]).contains("1 query ids for 2 query rows"));
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         let e = [1f32, 0.0, 0.0, 1.0];
         let cfg = EvalConfig::default();
