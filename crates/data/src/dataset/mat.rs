@@ -128,9 +128,9 @@ pub struct MatVar {
 
 /// Reads every variable of the MAT v5 file `path`.
 pub fn read(path: &Path) -> Result<Vec<MatVar>> {
-    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
+    let bytes = std::fs::read(path).map_err(|io| DatasetError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     parse(&bytes).map_err(|reason| DatasetError::Format {
         path: path.to_path_buf(),
