@@ -80,7 +80,13 @@ pub fn load_from(mut reader: impl Read + Seek, path: &Path) -> Result<Vec<NamedT
         },
         PickleError::Malformed(m) => format(format!("{pkl}: malformed pickle: {m}")),
     })?;
-    let tensors = pickle::tensors(&value);
+    let tensors = pickle::tensors(&value).map_err(|e| match e {
+        PickleError::Unsafe(what) => WeightsError::Unsafe {
+            path: path.to_path_buf(),
+            what,
+        },
+        PickleError::Malformed(m) => format(format!("{pkl}: {m}")),
+    })?;
     if tensors.is_empty() {
         return Err(format("the pickle holds no tensors".into()));
     }
