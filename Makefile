@@ -12,7 +12,7 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu fuzz clean
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
 
 all: build
 
@@ -81,8 +81,10 @@ bench-eval: venv release
 	cd bench && EMBEDRANK_BIN=$(CURDIR)/$(RELEASE_BIN) ../$(PY) bench_eval.py
 
 ## The demo training run in PyTorch + PML and in embedrank, side by side (img/s, R@1, MAP@R).
+## LOSS=NAME trains with another loss; LOSS=all runs every loss and writes the README's loss table.
+LOSS ?= fastap
 bench-train: venv release
-	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data"
+	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data" --loss $(LOSS)
 
 ## Decoded+augmented images/s: embedrank's loader vs PyTorch DataLoader + torchvision, same JPEGs and workers.
 bench-data: venv
@@ -99,6 +101,11 @@ bench-gpu: venv release
 		echo "$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme"; \
 		$(PY) bench/bench_gpu_knn.py --bin $(RELEASE_BIN) --n 1000000 --dim 512 --k 100 --device $(GPU) $$readme; \
 	fi
+
+## For a GPU machine without Rust or internet: .gpu/ (the stripped release CLI, the CUDA test binaries,
+## the PML wheel, a manifest), run there by scripts/gpu-check.sh; it prints the device-tool call.
+gpu-bundle: venv
+	scripts/gpu-prepare.sh
 
 clean:
 	$(CARGO) clean

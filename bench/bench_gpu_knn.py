@@ -19,7 +19,7 @@ Peak device memory: for embedrank the whole GPU's used memory (nvidia-smi, polle
 minus what was in use before it started, CUDA context included; for PyTorch its allocator's peak.
 
 Usage (from the venv): python bench/bench_gpu_knn.py --bin target/release/embedrank --n 1000000
---dim 512 --k 100 --device cuda. A CPU smoke test: --device cpu --n 5000 (embedrank then runs the
+--dim 512 --k 100 --device cuda [--readme] [--out TABLE.md] [--json RESULTS.json]. A CPU smoke test: --device cpu --n 5000 (embedrank then runs the
 same code on libtorch's CPU, `--knn-device torch-cpu`, and its own CPU kNN as well).
 """
 
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import provenance
 from readme import update_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,8 @@ def main():
     ap.add_argument("--check-queries", type=int, default=10_000, help="fresh queries of the agreement check")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--readme", action="store_true", help="write the table into README.md (bench-gpu-knn)")
+    ap.add_argument("--out", type=Path, help="write the table to this file too")
+    ap.add_argument("--json", type=Path, help="write the measurements to this JSON file")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -251,9 +254,10 @@ def main():
 
     flop = 2 * n * n * dim
     fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    where = provenance.facts(device)
     lines = [
         f"exact self-search kNN, N = {n:,}, D = {dim}, k = {k}, on {name}; agreement = fraction of "
-        f"{m:,} fresh queries whose top-1 equals PyTorch's.",
+        f"{m:,} fresh queries whose top-1 equals PyTorch's. {provenance.sentence(where)}",
         "",
         "| method | kNN time (s) | process wall (s) | GFLOP/s (2N²D / kNN time) | peak device memory (MiB) "
         "| precision@1 | top-1 agreement with PyTorch |",
@@ -265,6 +269,14 @@ def main():
     table = "\n".join(lines)
     print()
     print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    if args.json:
+        keys = ["embedrank"] + (["embedrank-cpu"] if core is not None else []) + ["torch"] + (["faiss"] if f else [])
+        record = {"facts": where, "n": n, "dim": dim, "k": k, "check_queries": m, "knn_device": knn_device,
+                  "rows": [dict(zip(("key", "method", "knn_s", "wall_s", "peak_mib", "precision_at_1", "agreement"),
+                                    (key, *row))) for key, row in zip(keys, rows)]}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
     if args.readme and not update_section("bench-gpu-knn", table):
         print("(README.md has no bench-gpu-knn markers; table not written there)")
     bad = [r[0] for r in rows if r[5] < 0.999]

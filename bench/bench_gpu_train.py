@@ -30,7 +30,16 @@ forward + backward on the device, timed separately afterwards with `synchronize(
 on the embeddings of as many batches of the same kind.
 
     python bench/bench_gpu_train.py --bin target/release/embedrank [--device cuda] [--arch resnet50] \\
-        [--image-size 224] [--batch-size 256] [--m 32] [--amp none|bf16|both] [--epochs 4] [--readme]
+        [--image-size 224] [--batch-size 256] [--m 32] [--amp none|bf16|both] [--epochs 4] [--readme] \\
+        [--out TABLE.md] [--json RESULTS.json] [--phases]
+
+Phases (`--phases`, a profile instead of the table): the same runs with the device synchronised
+after every phase of a step, and the milliseconds per step in each, over the timed epochs: data
+gather (the batch's images selected on the device), forward, loss (PML: `FastAPLoss` forward on
+the device; embedrank: the round trip, embeddings to the host, loss and gradient on the CPU,
+gradient back), backward (PML: its loss's backward too), optimiser (zero_grad and Adam's step).
+embedrank times them when `EMBEDRANK_PHASE_TIMES=1` is set (`phase_seconds` in metrics.jsonl).
+The synchronisations cost throughput: img/s from a profile is not the benchmark's.
 
 CPU smoke test (nothing from it belongs in the README):
 
@@ -57,6 +66,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import provenance
 from readme import update_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +105,33 @@ def sync(device: torch.device):
         torch.cuda.synchronize(device)
 
 
-def run_torch(args, device: torch.device, amp: str):
-    """PyTorch + PML: img/s over epochs 2.., PML FastAPLoss ms/step, last epoch's mean loss."""
+PHASES = ("gather", "forward", "loss", "backward", "optimiser")
+
+
+class PhaseClock:
+    """Seconds per phase of a step, the device synchronised at each mark (off: marks cost nothing)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.on, self.t = device, False, 0.0
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    def start(self, on: bool):
+        self.on = on
+        if on:
+            sync(self.device)
+            self.t = time.perf_counter()
+
+    def mark(self, phase: str):
+        if self.on:
+            sync(self.device)
+            now = time.perf_counter()
+            self.seconds[phase] += now - self.t
+            self.t = now
+
+
+def run_torch(args, device: torch.device, amp: str, phases: bool = False):
+    """PyTorch + PML: img/s over epochs 2.., PML FastAPLoss ms/step, last epoch's mean loss
+    (and, with `phases`, seconds per phase over those epochs)."""
     from pytorch_metric_learning.losses import FastAPLoss
     from pytorch_metric_learning.samplers import MPerClassSampler
 
@@ -126,18 +161,26 @@ def run_torch(args, device: torch.device, amp: str):
         return [idx[b * args.batch_size:(b + 1) * args.batch_size] for b in range(len(idx) // args.batch_size)]
 
     seconds, images_done, steps, epoch_loss = 0.0, 0, 0, float("nan")
+    clock = PhaseClock(device)
     for epoch in range(1, args.epochs + 1):
         batches = epoch_batches()
         losses = []
         sync(device)
         t0 = time.perf_counter()
         for batch in batches:
+            clock.start(phases and epoch > 1)
             idx = batch.to(device)
             x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(forward(x), y)
+            clock.mark("gather")
+            emb = forward(x)
+            clock.mark("forward")
+            loss = loss_fn(emb, y)
+            clock.mark("loss")
             loss.backward()
+            clock.mark("backward")
             opt.step()
+            opt.zero_grad(set_to_none=True)
+            clock.mark("optimiser")
             losses.append(loss.detach())
         sync(device)
         dt = time.perf_counter() - t0
@@ -150,9 +193,10 @@ def run_torch(args, device: torch.device, amp: str):
               f"{len(batches) * args.batch_size / dt:.1f} img/s{' (warm-up)' if epoch == 1 else ''}",
               file=sys.stderr, flush=True)
 
-    # PML's loss alone: forward + backward on a batch's embeddings, synchronised around each call.
-    loss_seconds = 0.0
-    batches = [b for _ in range(args.epochs) for b in epoch_batches()][: steps + 1]
+    # PML's loss alone: forward + backward on a batch's embeddings, synchronised around each call
+    # (not in a profile, which has the loss's forward as a phase).
+    loss_seconds, emb = 0.0, None
+    batches = [] if phases else [b for _ in range(args.epochs) for b in epoch_batches()][: steps + 1]
     for i, batch in enumerate(batches):
         idx = batch.to(device)
         with torch.no_grad():
@@ -168,9 +212,11 @@ def run_torch(args, device: torch.device, amp: str):
     result = {
         "img_per_s": images_done / seconds,
         "steps": steps,
-        "loss_ms": 1e3 * loss_seconds / max(1, len(batches) - 1),
+        "loss_ms": 1e3 * loss_seconds / max(1, len(batches) - 1) if batches else None,
         "last_loss": epoch_loss,
     }
+    if phases:
+        result["phase_seconds"] = clock.seconds
     del net, opt, x_all, y_all, emb
     gc.collect()
     if device.type == "cuda":
@@ -190,8 +236,9 @@ def child_env():
     return env
 
 
-def run_embedrank(args, amp: str, threads: int):
-    """embedrank train: img/s and loss ms/step over epochs 2.., last epoch's mean loss."""
+def run_embedrank(args, amp: str, threads: int, phases: bool = False):
+    """embedrank train: img/s and loss ms/step over epochs 2.., last epoch's mean loss (and, with
+    `phases`, its seconds per phase over those epochs, EMBEDRANK_PHASE_TIMES=1)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [args.bin, "train", "--dataset", "synthetic", "--image-size", str(args.image_size),
@@ -201,7 +248,10 @@ def run_embedrank(args, amp: str, threads: int):
                "--head-lr-mult", str(HEAD_MULT), "--weight-decay", "0", "--schedule", "constant",
                "--epochs", str(args.epochs), "--eval-every", "0", "--device", args.device, "--amp", amp,
                "--threads", str(threads), "--out", str(out)]
-        proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True)
+        env = child_env()
+        if phases:
+            env["EMBEDRANK_PHASE_TIMES"] = "1"
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"embedrank train failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
         for line in proc.stderr.splitlines():
@@ -210,12 +260,17 @@ def run_embedrank(args, amp: str, threads: int):
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     timed = [r for r in history if r["epoch"] >= 2]
     steps = sum(len(r["batch_losses"]) for r in timed)
-    return {
+    result = {
         "img_per_s": sum(r["images"] for r in timed) / sum(r["train_seconds"] for r in timed),
         "steps": steps,
         "loss_ms": 1e3 * sum(r["loss_seconds"] for r in timed) / max(1, steps),
         "last_loss": history[-1]["loss"],
     }
+    if phases:
+        if any("phase_seconds" not in r for r in timed):
+            sys.exit("embedrank wrote no phase_seconds to metrics.jsonl (EMBEDRANK_PHASE_TIMES=1 unsupported?)")
+        result["phase_seconds"] = {p: sum(r["phase_seconds"][p] for r in timed) for p in PHASES}
+    return result
 
 
 def main():
@@ -230,7 +285,13 @@ def main():
     ap.add_argument("--epochs", type=int, default=4, help="the first is warm-up, the rest are timed")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads on both sides (0 = all cores)")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md (bench-gpu-train)")
+    ap.add_argument("--out", type=Path, help="write the table to this file too")
+    ap.add_argument("--json", type=Path, help="write the measurements to this JSON file")
+    ap.add_argument("--phases", action="store_true",
+                    help="profile: ms per step in each phase, device synchronised between them (no README table)")
     args = ap.parse_args()
+    if args.phases and args.readme:
+        sys.exit("--phases is a profile, not the benchmark: it cannot write the README table")
     if args.epochs < 2:
         sys.exit("--epochs must be at least 2 (the first is warm-up)")
     if args.batch_size % args.m or args.batch_size // args.m > CLASSES or args.m > PER_CLASS:
@@ -248,23 +309,47 @@ def main():
     amps = ["none", "bf16"] if args.amp == "both" else [args.amp]
     import pytorch_metric_learning
 
+    where = provenance.facts(device)
     rows = []
     for amp in amps:
-        print(f"{name}, {args.arch}, {args.image_size}², batch {args.batch_size}, AMP {amp}", file=sys.stderr)
+        print(f"{name}, {args.arch}, {args.image_size}², batch {args.batch_size}, AMP {amp}"
+              f"{' (phase profile)' if args.phases else ''}", file=sys.stderr)
         print(" embedrank …", file=sys.stderr, flush=True)
-        ours = run_embedrank(args, amp, threads)
+        ours = run_embedrank(args, amp, threads, args.phases)
         print(" PyTorch + PML …", file=sys.stderr, flush=True)
-        theirs = run_torch(args, device, amp)
+        theirs = run_torch(args, device, amp, args.phases)
         rows.append((amp, theirs, ours))
 
     steps = rows[0][2]["steps"]
+    record = {"facts": where, "pml": pytorch_metric_learning.__version__, "arch": args.arch,
+              "image_size": args.image_size, "batch_size": args.batch_size, "m": args.m, "epochs": args.epochs,
+              "phases": args.phases,
+              "rows": [{"amp": amp, "torch": theirs, "embedrank": ours, "ratio": ours["img_per_s"] / theirs["img_per_s"]}
+                       for amp, theirs, ours in rows]}
+    table = phase_table(args, rows, where) if args.phases else bench_table(args, rows, where, name, steps,
+                                                                           pytorch_metric_learning.__version__)
+    print()
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    if args.readme:
+        if update_section("bench-gpu-train", table):
+            print("\n(README.md updated)")
+        else:
+            print("\n(README.md has no bench-gpu-train markers; table not written there)")
+
+
+def bench_table(args, rows, where, name, steps, pml_version):
+    """The README table (bench-gpu-train)."""
     lines = [
         f"Training steps on synthetic {args.image_size}×{args.image_size} images held on the device "
         f"(batches of {args.batch_size // args.m} classes × {args.m}), {args.arch} → {DIM}-d, FastAP {BINS} bins, "
         f"Adam {LR:g} (head ×{HEAD_MULT:g}), channels-last, cudnn benchmark on; img/s over {steps} steps after "
-        f"a warm-up epoch. torch {torch.__version__} + PML {pytorch_metric_learning.__version__} vs embedrank "
+        f"a warm-up epoch. torch {torch.__version__} + PML {pml_version} vs embedrank "
         f"(tch 0.24, libtorch {TORCH_ABI}). Loss ms/step: PML `FastAPLoss` forward + backward on the device; "
-        f"embedrank's FastAP on the CPU, copies to and from the device included.",
+        f"embedrank's FastAP on the CPU, copies to and from the device included. {provenance.sentence(where)}",
         "",
         "| device | arch | image size | batch | AMP | PyTorch + PML img/s | embedrank img/s | embedrank / PyTorch "
         "| PML loss ms/step | embedrank loss ms/step |",
@@ -278,14 +363,31 @@ def main():
     lines.append("")
     lines.append("Mean loss of the last epoch, PyTorch / embedrank: " + "; ".join(
         f"{amp} {theirs['last_loss']:.4f} / {ours['last_loss']:.4f}" for amp, theirs, ours in rows) + ".")
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if args.readme:
-        if update_section("bench-gpu-train", table):
-            print("\n(README.md updated)")
-        else:
-            print("\n(README.md has no bench-gpu-train markers; table not written there)")
+    return "\n".join(lines)
+
+
+def phase_table(args, rows, where):
+    """The profile: ms per step in each phase, both sides, every AMP mode."""
+    head = " | ".join(f"{side} {amp}" for amp, _, _ in rows for side in ("PyTorch + PML", "embedrank"))
+    lines = [
+        f"Phase profile: ms per step over {rows[0][2]['steps']} steps after a warm-up epoch, the device "
+        f"synchronised after each phase ({args.arch}, {args.image_size}², batch {args.batch_size}). "
+        f"{provenance.sentence(where)}",
+        "",
+        f"| phase | {head} |",
+        "| --- |" + " ---: |" * (2 * len(rows)),
+    ]
+    for phase in (*PHASES, "total"):
+        cells = []
+        for _, theirs, ours in rows:
+            for side in (theirs, ours):
+                secs = side["phase_seconds"]
+                value = sum(secs.values()) if phase == "total" else secs[phase]
+                cells.append(f"{1e3 * value / max(1, side['steps']):.2f}")
+        lines.append(f"| {phase} | {' | '.join(cells)} |")
+    lines.append("| img/s (synchronised) | " + " | ".join(
+        f"{side['img_per_s']:.1f}" for _, theirs, ours in rows for side in (theirs, ours)) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 """make bench-train: the demo training run in PyTorch + PML and in embedrank, side by side, one run.
 
+`--loss NAME` trains with another loss (PML's class with the same settings on the PyTorch side);
+`--loss all` runs every loss in turn and writes the README's loss table. FAPPY has no PyTorch
+implementation: its row is embedrank's alone. The losses with per-class parameters (proxy-anchor,
+normalized-softmax) train them with Adam too, at the base rate times LOSS_LR_MULT (Proxy-Anchor's
+reference ×100) on both sides.
+
 Same network (3 conv-BN-ReLU-max-pool blocks 32/64/128, global average pool, linear to 64, L2
 normalisation, PyTorch's default initialisation), same data (Fashion-MNIST train split, pixels
 /255 standardised with mean 0.2860 / std 0.3530), same batch composition (8 classes x 32 images:
-PML's MPerClassSampler here, embedrank's m-per-class sampler there), FastAP with 10 bins (PML's
+PML's MPerClassSampler here, embedrank's m-per-class sampler there), the loss (e.g. FastAP with 10 bins: PML's
 FastAPLoss here, embedrank's analytic FastAP there), Adam lr 1e-3, 2 epochs, 2 threads, CPU.
 Both are scored the same way: the 10k test split against itself, own image excluded, with PML's
 AccuracyCalculator (k = max_bin_count) for PyTorch and embedrank's evaluator (PML's definitions,
 checked against it by the oracle tests) for embedrank. Throughput counts the training steps only
 (batch assembly, forward, loss, backward, optimiser step), not evaluation.
 
-    .venv/bin/python bench/bench_train.py [--epochs 2] [--threads 2] [--data DIR] [--only torch|embedrank]
+    .venv/bin/python bench/bench_train.py [--loss NAME|all] [--epochs 2] [--threads 2] [--data DIR]
+                                          [--only torch|embedrank]
 """
 
 import argparse
@@ -32,6 +39,24 @@ from readme import update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 MEAN, STD = 0.2860, 0.3530
+LOSSES = ["fastap", "fappy", "contrastive", "triplet", "multi-similarity", "proxy-anchor", "normalized-softmax"]
+# The learning-rate multiplier of a loss's own parameters (optim.loss_lr_mult), both sides.
+LOSS_LR_MULT = {"proxy-anchor": 100.0, "normalized-softmax": 1.0}
+CLASSES, DIM = 10, 64
+
+
+def pml_loss(name: str):
+    """PML's class for embedrank's loss `name` with the same settings (None: PML has none)."""
+    from pytorch_metric_learning import losses
+
+    return {
+        "fastap": lambda: losses.FastAPLoss(num_bins=10),
+        "contrastive": lambda: losses.ContrastiveLoss(pos_margin=0, neg_margin=1),
+        "triplet": lambda: losses.TripletMarginLoss(margin=0.05),
+        "multi-similarity": lambda: losses.MultiSimilarityLoss(alpha=2, beta=50, base=0.5),
+        "proxy-anchor": lambda: losses.ProxyAnchorLoss(CLASSES, DIM, margin=0.1, alpha=32),
+        "normalized-softmax": lambda: losses.NormalizedSoftmaxLoss(CLASSES, DIM, temperature=0.05),
+    }.get(name, lambda: None)()
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -70,8 +95,7 @@ class SmallCnn(nn.Module):
         return F.normalize(self.head(self.features(x).mean(dim=(2, 3))), p=2, dim=1)
 
 
-def run_torch(data: Path, epochs: int, threads: int, seed: int = 42):
-    from pytorch_metric_learning.losses import FastAPLoss
+def run_torch(data: Path, epochs: int, threads: int, loss_name: str, seed: int = 42):
     from pytorch_metric_learning.samplers import MPerClassSampler
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
@@ -79,9 +103,12 @@ def run_torch(data: Path, epochs: int, threads: int, seed: int = 42):
     torch.manual_seed(seed)
     xtr, ytr = load(data, "train")
     xte, yte = load(data, "t10k")
-    net = SmallCnn()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = FastAPLoss(num_bins=10)
+    net = SmallCnn(DIM)
+    loss_fn = pml_loss(loss_name)
+    groups = [{"params": net.parameters(), "lr": 1e-3}]
+    if list(loss_fn.parameters()):
+        groups.append({"params": loss_fn.parameters(), "lr": 1e-3 * LOSS_LR_MULT[loss_name]})
+    opt = torch.optim.Adam(groups, lr=1e-3)
     sampler = MPerClassSampler(ytr, m=32, batch_size=256, length_before_new_iter=len(ytr))
     seconds, images, losses = 0.0, 0, []
     for epoch in range(epochs):
@@ -116,12 +143,14 @@ def run_torch(data: Path, epochs: int, threads: int, seed: int = 42):
     }
 
 
-def run_embedrank(data: Path, epochs: int, threads: int):
+def run_embedrank(data: Path, epochs: int, threads: int, loss_name: str):
     binary = ROOT / "target" / "release" / "embedrank"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [str(binary), "train", "--data", str(data), "--epochs", str(epochs), "--threads", str(threads),
-               "--eval-every", "0", "--out", str(out)]
+               "--eval-every", "0", "--out", str(out), "--loss", loss_name]
+        if loss_name in LOSS_LR_MULT:
+            cmd += ["--set", f"optim.loss_lr_mult={LOSS_LR_MULT[loss_name]}"]
         proc = subprocess.run(cmd, env={}, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"embedrank train failed:\n{proc.stderr}")
@@ -138,39 +167,73 @@ def run_embedrank(data: Path, epochs: int, threads: int):
     }
 
 
+def compare(args, loss_name: str):
+    """The rows of one loss: PyTorch + PML (when PML has the loss), then embedrank."""
+    rows = []
+    if args.only != "embedrank" and loss_name != "fappy":
+        print(f"PyTorch + PML, {loss_name} …", file=sys.stderr)
+        rows.append(("PyTorch + PML", run_torch(args.data, args.epochs, args.threads, loss_name)))
+    if args.only != "torch":
+        print(f"embedrank, {loss_name} …", file=sys.stderr)
+        rows.append(("embedrank train", run_embedrank(args.data, args.epochs, args.threads, loss_name)))
+    return rows
+
+
+def row(name, r):
+    return (f"{name} ({r['version']}) | {r['img_per_s']:.0f} | {r['train_seconds']:.0f} "
+            f"| {r['r1']:.3f} | {r['map_r']:.3f} | {r['r_precision']:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loss", default="fastap", choices=LOSSES + ["all"])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--only", choices=["torch", "embedrank"])
     args = ap.parse_args()
-    rows = []
     load_before = os.getloadavg()[0]
-    if args.only != "embedrank":
-        print("PyTorch + PML …", file=sys.stderr)
-        rows.append(("PyTorch + PML FastAPLoss", run_torch(args.data, args.epochs, args.threads)))
-    if args.only != "torch":
-        print("embedrank …", file=sys.stderr)
-        rows.append(("embedrank train", run_embedrank(args.data, args.epochs, args.threads)))
+    footer = (f"Load average before / after: {load_before:.2f} / {{after:.2f}} on {os.cpu_count()} cores.")
+    if args.loss == "all":
+        lines = [
+            f"Fashion-MNIST, small CNN → {DIM}-d, batches of 8 classes × 32, Adam 1e-3 (the losses' own "
+            f"parameters ×{LOSS_LR_MULT['proxy-anchor']:.0f} for proxy-anchor), {args.epochs} epochs, "
+            f"{args.threads} threads, CPU; each loss with PML 2.9's default settings on both sides. Test "
+            "split vs itself (self excluded).",
+            "",
+            "| loss | stack | train img/s | train s | R@1 | MAP@R | R-precision | embedrank / PyTorch img/s |",
+            "|---|---|--:|--:|--:|--:|--:|--:|",
+        ]
+        for loss_name in LOSSES:
+            rows = compare(args, loss_name)
+            speedup = (f"{rows[1][1]['img_per_s'] / rows[0][1]['img_per_s']:.2f}x"
+                       if len(rows) == 2 else "—")
+            for i, (name, r) in enumerate(rows):
+                last = speedup if i == len(rows) - 1 else ""
+                lines.append(f"| `{loss_name}` | {row(name, r)} | {last} |")
+        lines.append("")
+        lines.append(footer.format(after=os.getloadavg()[0]))
+        table = "\n".join(lines)
+        print(table)
+        if update_section("bench-train-losses", table):
+            print("\n(README.md updated)")
+        return
+    rows = compare(args, args.loss)
     lines = [
-        f"Fashion-MNIST, small CNN → 64-d, FastAP 10 bins, batches of 8 classes × 32, Adam 1e-3, "
+        f"Fashion-MNIST, small CNN → {DIM}-d, {args.loss}, batches of 8 classes × 32, Adam 1e-3, "
         f"{args.epochs} epochs, {args.threads} threads, CPU. Test split vs itself (self excluded).",
         "",
         "| stack | train img/s | train s | R@1 | MAP@R | R-precision |",
         "|---|--:|--:|--:|--:|--:|",
     ]
-    for name, r in rows:
-        lines.append(f"| {name} ({r['version']}) | {r['img_per_s']:.0f} | {r['train_seconds']:.0f} "
-                     f"| {r['r1']:.3f} | {r['map_r']:.3f} | {r['r_precision']:.3f} |")
+    lines += [f"| {row(name, r)} |" for name, r in rows]
     if len(rows) == 2:
         lines.append("")
         lines.append(f"embedrank / PyTorch throughput: {rows[1][1]['img_per_s'] / rows[0][1]['img_per_s']:.2f}x.")
-    lines.append(f"Load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
-                 f"on {os.cpu_count()} cores.")
+    lines.append(footer.format(after=os.getloadavg()[0]))
     table = "\n".join(lines)
     print(table)
-    if len(rows) == 2 and update_section("bench-train", table):
+    if args.loss == "fastap" and len(rows) == 2 and update_section("bench-train", table):
         print("\n(README.md updated)")
 
 

@@ -35,3 +35,11 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 def tangential(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The part of `grad` orthogonal to each (unit) row of `x`: what a normalisation layer passes."""
     return grad - np.sum(grad * x, axis=1, keepdims=True) * x
+
+
+def loss_with_proxies(tmp: Path, kind: str, emb: np.ndarray, labels: np.ndarray, proxies: np.ndarray, *extra):
+    """`embedrank loss` for a loss with per-class rows: returns (loss, gradient, proxies' gradient)."""
+    p, pg = tmp / "proxies.npy", tmp / "proxy_grad.npy"
+    np.save(p, proxies)
+    value, grad = loss(tmp, kind, emb, labels, "--proxies", p, "--proxy-grad-out", pg, *extra)
+    return value, grad, np.load(pg).astype(np.float64)

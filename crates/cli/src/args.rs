@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 mod model;
 mod train;
 pub use model::DataArgs;
-pub use train::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
+pub use train::TrainArgs;
 
-/// embedrank: train and evaluate image-embedding networks that rank well (FastAP, FAPPY).
+/// embedrank: train and evaluate image-embedding networks that rank well (FastAP, FAPPY and the baselines).
 #[derive(Debug, Parser)]
 #[command(name = "embedrank", version, about, long_about = None)]
 pub struct Cli {
@@ -22,10 +22,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Evaluate embeddings for retrieval: PML's metrics on an exact kNN, plus NMI/AMI.
-    Eval(EvalArgs),
+    Eval(Box<EvalArgs>),
     /// Compute a loss (and its gradient) on embeddings stored as .npy files.
     Loss(LossArgs),
-    /// Train an embedding network with FastAP or FAPPY and evaluate it (Recall@K, MAP@R).
+    /// Train an embedding network with a ranking loss and evaluate it (Recall@K, MAP@R).
     Train(TrainArgs),
     /// Redraw a training run's plots (loss.png, retrieval.png) from its metrics.jsonl.
     Report(ReportArgs),

@@ -104,9 +104,9 @@ fn rejects_bad_parameters() {
         &["loss.delta", "expected f32"],
     );
     // Unknown loss names are refused by the argument parser with its usage message.
-    let out = run(&["--loss", "triplet"]);
+    let out = run(&["--loss", "lifted-structure"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'triplet'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'lifted-structure'"));
 }
 
 #[test]
@@ -126,4 +126,156 @@ fn rejects_unreadable_and_malformed_files() {
     assert_fails(&fastap(&e, &float_labels), &["flabels.npy", "integer"]);
     let one_d = case.labels("oned.npy", &[1, 2, 3, 4]);
     assert_fails(&fastap(&one_d, &l), &["oned.npy", "float32 or float64"]);
+}
+
+/// The baselines without per-class parameters, and a setting of each (PML's option names).
+const PAIR_BASELINES: [(&str, &str); 6] = [
+    ("contrastive", "loss.pos_margin=0.1"),
+    ("triplet", "loss.margin=0.2"),
+    ("triplet", "loss.mining=batch-hard"),
+    ("triplet", "loss.mining=semi-hard"),
+    ("multi-similarity", "loss.base=0.4"),
+    ("multi-similarity", "loss.miner=multi-similarity"),
+];
+
+#[test]
+fn baselines_print_json_and_write_gradients() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let g = case.path("g.npy");
+    for (loss, setting) in PAIR_BASELINES {
+        let out = embedrank(&[
+            "loss",
+            "--loss",
+            loss,
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&l),
+            "--set",
+            setting,
+            "--grad-out",
+            s(&g),
+        ]);
+        assert!(
+            out.status.success(),
+            "{loss} {setting}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["loss"].as_f64().unwrap().is_finite(), "{loss} {setting}");
+        let grad = npy::read_matrix(&g).unwrap();
+        assert_eq!((grad.rows, grad.cols), (4, 2), "{loss} {setting}");
+    }
+    // Three classes' rows for labels 0..1: the proxies' gradient is C×dim.
+    let p = case.matrix("p.npy", &[1.0, 0.0, 0.0, 1.0, -1.0, 0.5], 3, 2);
+    let pg = case.path("pg.npy");
+    for loss in ["proxy-anchor", "normalized-softmax"] {
+        let out = embedrank(&[
+            "loss",
+            "--loss",
+            loss,
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&l),
+            "--proxies",
+            s(&p),
+            "--grad-out",
+            s(&g),
+            "--proxy-grad-out",
+            s(&pg),
+        ]);
+        assert!(out.status.success(), "{loss}: {}", String::from_utf8_lossy(&out.stderr));
+        let proxy_grad = npy::read_matrix(&pg).unwrap();
+        assert_eq!((proxy_grad.rows, proxy_grad.cols), (3, 2), "{loss}");
+        assert!(proxy_grad.data.iter().any(|x| *x != 0.0), "{loss}");
+    }
+}
+
+#[test]
+fn proxy_losses_refuse_missing_or_misshapen_proxies() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let run = |loss: &str, extra: &[&str]| {
+        embedrank(
+            &[
+                &["loss", "--loss", loss, "--embeddings", s(&e), "--labels", s(&l)][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    for (loss, name) in [("proxy-anchor", "proxies"), ("normalized-softmax", "class_weights")] {
+        assert_fails(&run(loss, &[]), &[loss, name, "--proxies P.npy"]);
+        let wide = case.matrix("wide.npy", &[0.5; 6], 2, 3);
+        assert_fails(&run(loss, &["--proxies", s(&wide)]), &["wide.npy", "[2, 3]", "C×2"]);
+        // Labels 0 and 1, one row only: label 1 has no row.
+        let one = case.matrix("one.npy", &[1.0, 0.0], 1, 2);
+        assert_fails(
+            &run(loss, &["--proxies", s(&one)]),
+            &["label 1 (row 1)", "outside 0..1"],
+        );
+        let bad = case.matrix("nan.npy", &[1.0, 0.0, f32::NAN, 1.0], 2, 2);
+        assert_fails(
+            &run(loss, &["--proxies", s(&bad)]),
+            &[name, "row 1, column 0", "finite"],
+        );
+    }
+    let p = case.matrix("p.npy", &[1.0, 0.0, 0.0, 1.0], 2, 2);
+    assert_fails(
+        &run("triplet", &["--proxies", s(&p)]),
+        &["p.npy", "no per-class parameters"],
+    );
+}
+
+#[test]
+fn baselines_refuse_bad_settings() {
+    let case = Case::new();
+    let (e, l) = good(&case);
+    let p = case.matrix("p.npy", &[1.0, 0.0, 0.0, 1.0], 2, 2);
+    let run = |loss: &str, setting: &str| {
+        embedrank(&[
+            "loss",
+            "--loss",
+            loss,
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&l),
+            "--proxies",
+            s(&p),
+            "--set",
+            setting,
+        ])
+    };
+    let pair = |loss: &str, setting: &str| {
+        embedrank(&[
+            "loss",
+            "--loss",
+            loss,
+            "--embeddings",
+            s(&e),
+            "--labels",
+            s(&l),
+            "--set",
+            setting,
+        ])
+    };
+    assert_fails(
+        &run("normalized-softmax", "loss.temperature=0"),
+        &["temperature = 0", "> 0"],
+    );
+    assert_fails(&run("proxy-anchor", "loss.alpha=-32"), &["alpha = -32", "> 0"]);
+    assert_fails(&pair("multi-similarity", "loss.beta=0"), &["beta = 0"]);
+    assert_fails(&pair("contrastive", "loss.neg_margin=inf"), &["loss.neg_margin"]);
+    assert_fails(
+        &pair("triplet", "loss.mining=hardest"),
+        &["loss.mining", "hardest", "batch-hard"],
+    );
+    assert_fails(
+        &pair("multi-similarity", "loss.miner=ms"),
+        &["loss.miner", "multi-similarity"],
+    );
+    assert_fails(&pair("triplet", "loss.alpha=2"), &["alpha"]);
 }

@@ -2,8 +2,9 @@
 //!
 //! Everything here is plain math on slices, free of libtorch, so it builds in seconds and can be
 //! used from any framework:
-//! - [`loss`]: FastAP (Cakir et al., CVPR 2019) and FAPPY (Zhong et al., ICONIP 2017) with exact
-//!   analytic gradients;
+//! - [`loss`]: FastAP (Cakir et al., CVPR 2019) and FAPPY (Zhong et al., ICONIP 2017), and the
+//!   baselines contrastive, triplet, multi-similarity, Proxy-Anchor and normalized softmax (equal to
+//!   PyTorch Metric Learning 2.9), all with exact analytic gradients;
 //! - [`linalg`]: the matrix products they (and the evaluator) are built on;
 //! - [`eval`]: retrieval evaluation with PML's `AccuracyCalculator` definitions, built on
 //!   [`knn`] (streamed exact kNN), [`metrics`], [`kmeans`] and [`cluster`] (NMI/AMI);
@@ -30,5 +31,6 @@ pub mod settings;
 pub mod topk;
 
 pub use loss::{
-    Fappy, FappyWeighting, FastAp, Gradients, Loss, LossConfig, LossError, LossInput, LossMath, LossOutput,
+    Contrastive, Fappy, FappyWeighting, FastAp, Gradients, Loss, LossConfig, LossError, LossInput, LossMath,
+    LossOutput, MultiSimilarity, MultiSimilarityMiner, NormalizedSoftmax, ProxyAnchor, Triplet, TripletMining,
 };

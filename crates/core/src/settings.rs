@@ -57,6 +57,51 @@ pub fn deserialize<T: serde::de::DeserializeOwned>(section: &str, tree: Tree) ->
     })
 }
 
+/// A config section that is a tagged enum: `kind` (or `arch`) names the variant and the other keys
+/// are that variant's own fields, e.g. `[loss] kind = "fastap"  bins = 10`.
+pub trait Tagged: Sized + serde::Serialize {
+    /// The section's name in a config (`loss`, `sampler`, …).
+    const SECTION: &'static str;
+    /// The key holding the variant's name.
+    const TAG: &'static str = "kind";
+    /// Every variant's name; the first is the default.
+    const KINDS: &'static [&'static str];
+
+    /// The variant `kind` with its default settings.
+    fn default_of(kind: &str) -> Option<Self>;
+
+    /// Reads variant `kind` from its own fields (the tag already removed).
+    fn variant_from_tree(kind: &str, tree: Tree) -> Result<Self, SettingsError>;
+
+    /// Reads the section: the tag (the first kind when absent) and that variant's fields; an error
+    /// names the key (`loss.delta: …`).
+    fn from_tree(mut tree: Tree) -> Result<Self, SettingsError> {
+        let kind = take_tag(Self::SECTION, &mut tree, Self::TAG, Self::KINDS, Self::KINDS[0])?;
+        Self::variant_from_tree(&kind, tree)
+    }
+
+    /// The section as a tree, tag included.
+    fn to_tree(&self) -> Tree {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Tree::new(),
+        }
+    }
+
+    /// The keys variant `kind` accepts (besides the tag): those of its default settings.
+    fn keys_of(kind: &str) -> Vec<String> {
+        Self::default_of(kind)
+            .map(|d| {
+                d.to_tree()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| k != Self::TAG)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Takes the tag of a tagged section out of `tree`: its `tag` key (`kind`, `arch`), or `default`
 /// when absent; refuses a name not in `kinds`.
 pub fn take_tag(

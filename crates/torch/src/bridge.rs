@@ -5,7 +5,8 @@
 //! the loss itself: autograd does the network (and the L2 normalisation), the loss does its own
 //! math on the CPU.
 
-use embedrank_core::Loss;
+use embedrank_core::loss::LossInput;
+use embedrank_core::{Loss, LossError};
 use tch::{Device, Kind, Tensor};
 
 /// What the bridge saw: the loss value, or why the batch was refused.
@@ -17,34 +18,56 @@ pub enum BridgeOutcome {
     NonFinite(f32),
 }
 
-/// The loss of a batch and its gradient with respect to the embeddings.
+/// The loss of a batch and its gradients.
 #[derive(Debug)]
 pub enum LossGradient {
-    /// A finite loss value and `dL/dE` (`N×dim`, on the embeddings' device).
-    Finite(f32, Tensor),
-    /// The loss or its gradient is not finite (the first such value).
+    /// A finite loss value, `dL/dE` (`N×dim`, on the embeddings' device) and, for a loss with
+    /// parameters, `dL/dP` (their shape, on their device).
+    Finite(f32, Tensor, Option<Tensor>),
+    /// The loss or a gradient is not finite (the first such value).
     NonFinite(f32),
 }
 
-/// Computes `loss` and `dL/dE` on `emb` (`N×dim`, any device; not differentiated through).
-pub fn loss_gradient(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<LossGradient, String> {
-    let (n, dim) = emb.size2().map_err(|e| e.to_string())?;
+fn host(t: &Tensor) -> Result<Vec<f32>, LossError> {
+    let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    Vec::<f32>::try_from(t.view([-1])).map_err(|e| LossError::Unsupported(e.to_string()))
+}
+
+/// Computes `loss` and `dL/dE` on `emb` (`N×dim`, any device; not differentiated through), with
+/// the loss's own parameters `params` (`C×dim`) when it has them.
+pub fn loss_gradient(
+    emb: &Tensor,
+    labels: &[i64],
+    loss: &dyn Loss,
+    params: Option<&Tensor>,
+) -> Result<LossGradient, LossError> {
+    let (n, dim) = emb.size2().map_err(|e| LossError::Unsupported(e.to_string()))?;
     if n as usize != labels.len() {
-        return Err(format!("{n} embeddings but {} labels", labels.len()));
+        return Err(LossError::ShapeMismatch {
+            len: n as usize * dim as usize,
+            dim: dim as usize,
+            labels: labels.len(),
+            expected: labels.len() * dim as usize,
+        });
     }
-    let host = emb.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-    let values = Vec::<f32>::try_from(host.view([-1])).map_err(|e| e.to_string())?;
-    let out = loss
-        .loss_and_grad(&values, dim as usize, labels)
-        .map_err(|e| e.to_string())?;
-    if !out.loss.is_finite() {
-        return Ok(LossGradient::NonFinite(out.loss));
+    let values = host(emb)?;
+    let param_values = params.map(host).transpose()?.unwrap_or_default();
+    let input = LossInput::new(&values, dim as usize, labels).with_params(&param_values);
+    let out = loss.compute_f32(&input)?;
+    let value = out.loss as f32;
+    if !value.is_finite() {
+        return Ok(LossGradient::NonFinite(value));
     }
-    if let Some(bad) = out.grad.iter().find(|g| !g.is_finite()) {
+    if let Some(bad) = out.emb.iter().chain(&out.params).find(|g| !g.is_finite()) {
         return Ok(LossGradient::NonFinite(*bad));
     }
-    let grad = Tensor::from_slice(&out.grad).view([n, dim]).to_device(emb.device());
-    Ok(LossGradient::Finite(out.loss, grad))
+    let grad = Tensor::from_slice(&out.emb).view([n, dim]).to_device(emb.device());
+    let param_grad = params.map(|p| {
+        Tensor::from_slice(&out.params)
+            .view(p.size().as_slice())
+            .to_device(p.device())
+    });
+    Ok(LossGradient::Finite(value, grad, param_grad))
 }
 
 /// Back-propagates `sum(emb ⊙ grad)`: the parameters receive `Σ grad · d emb / dθ`.
@@ -54,9 +77,9 @@ pub fn backward_with(emb: &Tensor, grad: &Tensor) {
 
 /// Computes `loss` on `emb` (`N×dim`, part of an autograd graph) and back-propagates its exact
 /// gradient into the graph's leaves.
-pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<BridgeOutcome, String> {
-    Ok(match loss_gradient(emb, labels, loss)? {
-        LossGradient::Finite(value, grad) => {
+pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<BridgeOutcome, LossError> {
+    Ok(match loss_gradient(emb, labels, loss, None)? {
+        LossGradient::Finite(value, grad, _) => {
             backward_with(emb, &grad);
             BridgeOutcome::Applied(value)
         }
@@ -68,7 +91,7 @@ pub fn backward_loss(emb: &Tensor, labels: &[i64], loss: &dyn Loss) -> Result<Br
 mod tests {
     use super::*;
     use embedrank_core::real::Real;
-    use embedrank_core::{Gradients, LossError, LossInput, LossMath};
+    use embedrank_core::{Gradients, LossMath};
     use tch::nn::{self, Module, VarStore};
 
     /// `L = Σ_i (e_i · c)²` with its analytic gradient `2 (e_i · c) c`: small enough to also write
@@ -148,7 +171,9 @@ mod tests {
         let out = backward_loss(&normalised(&lin, &x), &[0; 6], &nan).unwrap();
         assert!(matches!(out, BridgeOutcome::NonFinite(v) if v.is_nan()));
         assert!(vs.trainable_variables().iter().all(|v| !v.grad().defined()));
-        let short = backward_loss(&normalised(&lin, &x), &[0; 5], &nan).unwrap_err();
-        assert!(short.contains("6 embeddings but 5 labels"), "{short}");
+        let short = backward_loss(&normalised(&lin, &x), &[0; 5], &nan)
+            .unwrap_err()
+            .to_string();
+        assert!(short.contains("5 labels"), "{short}");
     }
 }

@@ -61,17 +61,47 @@ fn err(path: &Path, message: impl Into<String>) -> TrainError {
     }
 }
 
-/// Saves model, optimiser and `state` as the run's latest checkpoint, then drops older ones.
+/// Removes temporary checkpoint folders left by a crash or a full disk (the caller holds the run's
+/// lock, so no other process is writing one).
+pub fn remove_stale(run_dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir_of(run_dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Saves model, optimiser and `state` as the run's latest checkpoint, then drops older ones. On
+/// failure (a full disk) the partial checkpoint is removed and `latest` still names the previous one.
 pub fn save(run_dir: &Path, vs: &VarStore, opt: &Optimizer, state: &CheckpointState) -> Result<PathBuf, TrainError> {
     let root = dir_of(run_dir);
     fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
     let name = format!("epoch-{:06}", state.epoch);
     let tmp = root.join(format!(".{name}.tmp-{}", std::process::id()));
-    let target = root.join(&name);
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    let result = write_into(&root, &tmp, &name, vs, opt, state);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
     }
-    fs::create_dir(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    result
+}
+
+fn write_into(
+    root: &Path,
+    tmp: &Path,
+    name: &str,
+    vs: &VarStore,
+    opt: &Optimizer,
+    state: &CheckpointState,
+) -> Result<PathBuf, TrainError> {
+    let target = root.join(name);
+    if tmp.exists() {
+        fs::remove_dir_all(tmp).map_err(|e| TrainError::io(tmp, e))?;
+    }
+    fs::create_dir(tmp).map_err(|e| TrainError::io(tmp, e))?;
 
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
@@ -96,19 +126,19 @@ pub fn save(run_dir: &Path, vs: &VarStore, opt: &Optimizer, state: &CheckpointSt
         .map_err(|e| TrainError::io(&tensors_path, e))?;
     let json = serde_json::to_vec_pretty(state).expect("checkpoint state serialises");
     write_atomic(&tmp.join(STATE), &json)?;
-    sync_dir(&tmp);
+    sync_dir(tmp);
 
     if target.exists() {
         // A leftover of a crash after its rename but before `latest` moved: never the latest one.
         fs::remove_dir_all(&target).map_err(|e| TrainError::io(&target, e))?;
     }
-    fs::rename(&tmp, &target).map_err(|e| TrainError::io(&target, e))?;
-    sync_dir(&root);
+    fs::rename(tmp, &target).map_err(|e| TrainError::io(&target, e))?;
+    sync_dir(root);
     write_atomic(&root.join(LATEST), name.as_bytes())?;
-    sync_dir(&root);
+    sync_dir(root);
 
     // Older checkpoints (and stray temporaries) go only now that `latest` names the new one.
-    if let Ok(entries) = fs::read_dir(&root) {
+    if let Ok(entries) = fs::read_dir(root) {
         for entry in entries.flatten() {
             let n = entry.file_name().to_string_lossy().into_owned();
             if n != name && n != LATEST && entry.path().is_dir() {

@@ -15,7 +15,7 @@ use embedrank_data::image::Transform;
 use embedrank_data::loader::{Loader, LoaderConfig, Skipped};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{DataConfig, DatasetKind};
+use crate::config::{DataAccess, DatasetKind};
 use crate::error::TrainError;
 
 /// Fashion-MNIST's pixel mean on the training split (after scaling to [0, 1]).
@@ -81,7 +81,10 @@ impl RunData {
     pub fn split(&self, name: &str) -> Result<&SplitData, TrainError> {
         self.splits.iter().find(|s| s.name == name).ok_or_else(|| {
             let names: Vec<&str> = self.splits.iter().map(|s| s.name.as_str()).collect();
-            TrainError::Data(format!("no split {name:?}; this dataset has: {}", names.join(", ")))
+            TrainError::NoSplit {
+                name: name.to_string(),
+                available: names.iter().map(|n| n.to_string()).collect(),
+            }
         })
     }
 
@@ -94,20 +97,23 @@ impl RunData {
         };
         found.ok_or_else(|| {
             let names: Vec<&str> = self.protocols.iter().map(|p| p.name.as_str()).collect();
-            TrainError::Data(format!("no protocol {name:?}; this dataset has: {}", names.join(", ")))
+            TrainError::NoProtocol {
+                name: name.to_string(),
+                available: names.iter().map(|n| n.to_string()).collect(),
+            }
         })
     }
 }
 
 /// Opens the dataset of `cfg`, reading and checking its list files (images are read later).
-pub fn open(cfg: &DataConfig) -> Result<RunData, TrainError> {
+pub fn open(cfg: &DataAccess) -> Result<RunData, TrainError> {
     let Some(format) = cfg.dataset.image_format() else {
         return match cfg.dataset {
             DatasetKind::Synthetic => Ok(open_synthetic(cfg)),
             _ => open_fashion_mnist(cfg),
         };
     };
-    let ds = Dataset::open(format, &cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
+    let ds = Dataset::open(format, &cfg.path)?;
     let splits = ds
         .splits
         .into_iter()
@@ -125,9 +131,9 @@ pub fn open(cfg: &DataConfig) -> Result<RunData, TrainError> {
     })
 }
 
-fn open_fashion_mnist(cfg: &DataConfig) -> Result<RunData, TrainError> {
+fn open_fashion_mnist(cfg: &DataAccess) -> Result<RunData, TrainError> {
     debug_assert_eq!(cfg.dataset, DatasetKind::FashionMnist);
-    let fm = FashionMnist::load(&cfg.path).map_err(|e| TrainError::Data(e.to_string()))?;
+    let fm = FashionMnist::load(&cfg.path)?;
     let split = |name: &str, s: fashion_mnist::Split| {
         let (n, rows, cols) = (s.images.count as i64, s.images.rows as i64, s.images.cols as i64);
         let labels = s.labels_i64();
@@ -153,7 +159,7 @@ fn open_fashion_mnist(cfg: &DataConfig) -> Result<RunData, TrainError> {
 
 /// Random `3 × image_size²` images: each class a fixed random pattern plus noise, so a network
 /// can learn something; generated from a fixed seed (the same on every machine and run).
-fn open_synthetic(cfg: &DataConfig) -> RunData {
+fn open_synthetic(cfg: &DataAccess) -> RunData {
     let side = cfg.image_size as i64;
     let opts = (Kind::Float, tch::Device::Cpu);
     let split = |name: &str, first_class: i64, classes: i64, per: i64, seed: i64| {
@@ -224,7 +230,7 @@ enum Source {
 
 impl<'a> Feed<'a> {
     /// A feed over `split` with the transform of `mode`, its randomness from `seed`.
-    pub fn new(split: &'a SplitData, cfg: &DataConfig, mode: Mode, seed: u64, device: Device) -> Self {
+    pub fn new(split: &'a SplitData, cfg: &DataAccess, mode: Mode, seed: u64, device: Device) -> Self {
         let source = match &split.images {
             Images::Memory(all) => Source::Memory(all.to_device(device)),
             Images::Files(paths) => {
@@ -270,7 +276,7 @@ impl<'a> Feed<'a> {
         let device = self.device;
         match &self.source {
             Source::Files(loader) => Box::new(loader.epoch(epoch, batches).map(move |b| {
-                let b = b.map_err(|e| TrainError::Data(e.to_string()))?;
+                let b = b?;
                 let side = b.size as i64;
                 let images = Tensor::from_slice(&b.data)
                     .view([b.indices.len() as i64, 3, side, side])

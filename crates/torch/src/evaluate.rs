@@ -9,7 +9,7 @@ use embedrank_core::progress::NoProgress;
 use embedrank_data::dataset::Protocol;
 use tch::{Device, Kind};
 
-use crate::config::DataConfig;
+use crate::config::DataAccess;
 use crate::dataset::{Feed, Mode, RunData, SplitData};
 use crate::error::TrainError;
 use crate::knn_device::evaluate_on_device;
@@ -47,7 +47,7 @@ impl Embedded {
 pub fn embed_split(
     net: &EmbeddingNet,
     split: &SplitData,
-    data_cfg: &DataConfig,
+    data_cfg: &DataAccess,
     batch: usize,
     device: Device,
     obs: &mut dyn Observer,
@@ -113,15 +113,45 @@ pub fn pairing(data: &RunData, protocol: &Protocol) -> Result<Pairing, TrainErro
     let refs: HashSet<_> = rp.iter().collect();
     match qp.iter().find(|p| refs.contains(p)) {
         None => Ok(Pairing::Separate),
-        Some(shared) => Err(TrainError::Data(format!(
-            "protocol {}: the {} and {} splits share some images (e.g. {}) but not all; mark every \
-             row both query and gallery, or none",
-            protocol.name,
-            protocol.query,
-            protocol.reference,
-            shared.display()
-        ))),
+        Some(shared) => Err(TrainError::Protocol {
+            protocol: protocol.name.clone(),
+            reason: format!(
+                "the {} and {} splits share some images (e.g. {}) but not all; mark every row both query \
+                 and gallery, or none",
+                protocol.query,
+                protocol.reference,
+                shared.display()
+            ),
+        }),
     }
+}
+
+/// Checks, before any training, that `protocol` can be scored on `data`: its splits exist, are not
+/// empty and pair up; returns the number of images an evaluation embeds.
+pub fn check_protocol(data: &RunData, protocol: &Protocol) -> Result<usize, TrainError> {
+    let pairing = pairing(data, protocol)?;
+    let empty = |split: &str| TrainError::Protocol {
+        protocol: protocol.name.clone(),
+        reason: format!(
+            "its {split} split is empty, so there is nothing to evaluate after an epoch \
+             (does the dataset list any {split} images?)"
+        ),
+    };
+    let query = data.split(&protocol.query)?;
+    if query.is_empty() {
+        return Err(empty(&protocol.query));
+    }
+    Ok(query.len()
+        + match pairing {
+            Pairing::SelfSearch => 0,
+            Pairing::Separate => {
+                let reference = data.split(&protocol.reference)?;
+                if reference.is_empty() {
+                    return Err(empty(&protocol.reference));
+                }
+                reference.len()
+            }
+        })
 }
 
 /// Embeds the splits of `protocol` and scores retrieval: Recall@K for the protocol's K,
@@ -131,7 +161,7 @@ pub fn protocol_retrieval(
     net: &EmbeddingNet,
     data: &RunData,
     protocol: &Protocol,
-    data_cfg: &DataConfig,
+    data_cfg: &DataAccess,
     batch: usize,
     device: Device,
     obs: &mut dyn Observer,

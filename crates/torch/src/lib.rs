@@ -3,9 +3,11 @@
 //! - [`config`]: the typed TOML configuration of a run;
 //! - [`net`]: the networks (small CNN backbone, linear + L2-norm embedding head);
 //! - [`amp`]: bfloat16 mixed precision (autocast) of the forward pass;
-//! - [`bridge`]: the analytic loss gradient of `embedrank-core` fed into autograd;
+//! - [`bridge`]: the analytic loss gradient of `embedrank-core` fed into autograd; [`loss`]: the
+//!   loss of a run, with its own trainable parameters when it has them (proxies);
 //! - [`optim`]: Adam, AdamW, SGD with saveable state; [`schedule`]: learning-rate schedules;
-//! - [`train`]: the loop; [`checkpoint`]: atomic, resumable checkpoints; [`run_dir`]: the run's files;
+//! - [`train`]: the loop; [`setup`]: its sampler and pretrained weights; [`device`]: devices and
+//!   thread pools; [`checkpoint`]: atomic, resumable checkpoints; [`run_dir`]: the run's files and lock;
 //! - [`dataset`]: the splits of a run as batches of tensors (in memory, or files through the loader);
 //! - [`step`]: one batch's forward and backward, whole or chunked;
 //! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back;
@@ -20,17 +22,21 @@ pub mod checkpoint;
 pub mod config;
 pub mod cuda;
 pub mod dataset;
+pub mod device;
 pub mod error;
 pub mod evaluate;
 mod fsutil;
 pub mod inference;
 pub mod knn_device;
+pub mod loss;
 pub mod net;
 pub mod observer;
 pub mod optim;
+pub mod phases;
 pub mod record;
 pub mod run_dir;
 pub mod schedule;
+pub mod setup;
 pub mod step;
 pub mod train;
 

@@ -10,8 +10,30 @@ use std::collections::{BTreeMap, HashMap};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::config::{OptimConfig, OptimKind};
+use crate::config::OptimConfig;
+use crate::loss::LOSS_PREFIX;
 use crate::net::HEAD_PREFIX;
+
+/// Why saved optimiser state does not fit this optimiser.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A state tensor is missing (another optimiser, or another network).
+    #[error("optimiser state {0} is missing (was the run saved with another optimiser or network?)")]
+    Missing(String),
+    /// A state tensor has another shape or dtype.
+    #[error("optimiser state {key} has shape {got:?} ({kind}), expected {want:?} (float32)")]
+    Shape {
+        /// The state tensor.
+        key: String,
+        /// Its saved shape.
+        got: Vec<i64>,
+        /// Its saved dtype.
+        kind: String,
+        /// The shape expected.
+        want: Vec<i64>,
+    },
+}
 
 /// One trainable tensor and its learning-rate multiplier.
 #[derive(Debug)]
@@ -33,7 +55,8 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// An optimiser over the trainable variables of `vs`; those under `head.` get `head_lr_mult`.
+    /// An optimiser over the trainable variables of `vs`; those under `head.` get `head_lr_mult`,
+    /// the loss's own parameters (under `loss.`) `loss_lr_mult`.
     pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -41,11 +64,13 @@ impl Optimizer {
         let params: Vec<Param> = vars
             .into_iter()
             .map(|(name, tensor)| {
-                for slot in Self::slots(cfg.kind) {
+                for slot in Self::slots(cfg) {
                     state.insert(format!("{slot}.{name}"), tensor.zeros_like().detach());
                 }
                 let lr_mult = if name.starts_with(HEAD_PREFIX) {
-                    cfg.head_lr_mult
+                    cfg.head_lr_mult()
+                } else if name.starts_with(LOSS_PREFIX) {
+                    cfg.loss_lr_mult()
                 } else {
                     1.0
                 };
@@ -53,17 +78,17 @@ impl Optimizer {
             })
             .collect();
         Self {
-            cfg: cfg.clone(),
+            cfg: *cfg,
             params,
             state,
             steps: 0,
         }
     }
 
-    fn slots(kind: OptimKind) -> &'static [&'static str] {
-        match kind {
-            OptimKind::Adam | OptimKind::Adamw => &["exp_avg", "exp_avg_sq"],
-            OptimKind::Sgd => &["momentum"],
+    fn slots(cfg: &OptimConfig) -> &'static [&'static str] {
+        match cfg {
+            OptimConfig::Sgd(_) => &["momentum"],
+            _ => &["exp_avg", "exp_avg_sq"],
         }
     }
 
@@ -83,7 +108,7 @@ impl Optimizer {
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
         let t = self.steps as i32;
-        let c = &self.cfg;
+        let cfg = self.cfg;
         let _guard = tch::no_grad_guard();
         for p in &mut self.params {
             let grad = p.tensor.grad();
@@ -91,14 +116,15 @@ impl Optimizer {
                 continue;
             }
             let lr = lr * p.lr_mult;
-            match c.kind {
-                OptimKind::Adam | OptimKind::Adamw => {
-                    let grad = if c.kind == OptimKind::Adam && c.weight_decay != 0.0 {
+            match cfg {
+                OptimConfig::Adam(c) | OptimConfig::Adamw(c) => {
+                    let decoupled = matches!(cfg, OptimConfig::Adamw(_));
+                    let grad = if !decoupled && c.weight_decay != 0.0 {
                         &grad + &p.tensor * c.weight_decay
                     } else {
                         grad
                     };
-                    if c.kind == OptimKind::Adamw && c.weight_decay != 0.0 {
+                    if decoupled && c.weight_decay != 0.0 {
                         let _ = p.tensor.g_mul_scalar_(1.0 - lr * c.weight_decay);
                     }
                     let m = &self.state[&format!("exp_avg.{}", p.name)];
@@ -113,7 +139,7 @@ impl Optimizer {
                     let denom = v.sqrt() / bc2.sqrt() + c.eps;
                     let _ = p.tensor.g_add_(&(&m / denom * (-lr / bc1)));
                 }
-                OptimKind::Sgd => {
+                OptimConfig::Sgd(c) => {
                     let grad = if c.weight_decay != 0.0 {
                         &grad + &p.tensor * c.weight_decay
                     } else {
@@ -134,19 +160,17 @@ impl Optimizer {
     }
 
     /// Restores the state saved by [`state_tensors`](Self::state_tensors) and the step count.
-    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, steps: u64) -> Result<(), String> {
+    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, steps: u64) -> Result<(), StateError> {
         let _guard = tch::no_grad_guard();
         for (key, dst) in &mut self.state {
-            let src = saved
-                .get(key)
-                .ok_or_else(|| format!("optimiser state {key} is missing"))?;
+            let src = saved.get(key).ok_or_else(|| StateError::Missing(key.clone()))?;
             if src.size() != dst.size() || src.kind() != Kind::Float {
-                return Err(format!(
-                    "optimiser state {key} has shape {:?} ({:?}), expected {:?}",
-                    src.size(),
-                    src.kind(),
-                    dst.size()
-                ));
+                return Err(StateError::Shape {
+                    key: key.clone(),
+                    got: src.size(),
+                    kind: format!("{:?}", src.kind()),
+                    want: dst.size(),
+                });
             }
             dst.copy_(src);
         }
@@ -158,18 +182,33 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AdamConfig, SgdConfig};
     use tch::nn;
     use tch::Device;
 
     /// Minimises ½‖w − 3‖² from w = 0 and checks the iterate against the closed-form update.
-    fn run(kind: OptimKind, wd: f64) -> (f32, f32) {
+    fn config(kind: &str, weight_decay: f64) -> OptimConfig {
+        match kind {
+            "sgd" => OptimConfig::Sgd(SgdConfig {
+                weight_decay,
+                ..Default::default()
+            }),
+            "adamw" => OptimConfig::Adamw(AdamConfig {
+                weight_decay,
+                ..Default::default()
+            }),
+            _ => OptimConfig::Adam(AdamConfig {
+                weight_decay,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Minimises ½‖w − 3‖² from w = 0 and checks the iterate against the closed-form update.
+    fn run(kind: &str, wd: f64) -> (f32, f32) {
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().var("w", &[1], nn::Init::Const(0.0));
-        let cfg = OptimConfig {
-            kind,
-            weight_decay: wd,
-            ..Default::default()
-        };
+        let cfg = config(kind, wd);
         let mut opt = Optimizer::new(&vs, &cfg);
         // Reference in plain f64 arithmetic, PyTorch's formulas.
         let (mut x, mut m, mut v) = (0.0f64, 0.0f64, 0.0f64);
@@ -179,8 +218,8 @@ mod tests {
             opt.step(0.1);
             let mut g = x - 3.0;
             match kind {
-                OptimKind::Adam | OptimKind::Adamw => {
-                    if kind == OptimKind::Adam {
+                "adam" | "adamw" => {
+                    if kind == "adam" {
                         g += wd * x;
                     } else {
                         x *= 1.0 - 0.1 * wd;
@@ -190,7 +229,7 @@ mod tests {
                     let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
                     x -= 0.1 / bc1 * m / ((v.sqrt() / bc2.sqrt()) + 1e-8);
                 }
-                OptimKind::Sgd => {
+                _ => {
                     g += wd * x;
                     m = 0.9 * m + g;
                     x -= 0.1 * m;
@@ -202,28 +241,30 @@ mod tests {
 
     #[test]
     fn updates_follow_pytorch_formulas() {
-        for kind in [OptimKind::Adam, OptimKind::Adamw, OptimKind::Sgd] {
+        for kind in ["adam", "adamw", "sgd"] {
             for wd in [0.0, 0.1] {
                 let (got, want) = run(kind, wd);
-                assert!((got - want).abs() < 1e-5, "{kind:?} wd={wd}: {got} vs {want}");
+                assert!((got - want).abs() < 1e-5, "{kind} wd={wd}: {got} vs {want}");
             }
         }
     }
 
     #[test]
-    fn head_gets_its_multiplier() {
+    fn head_and_loss_parameters_get_their_multipliers() {
         let vs = VarStore::new(Device::Cpu);
         let a = vs.root().sub("backbone").var("a", &[1], nn::Init::Const(0.0));
         let b = vs.root().sub("head").var("b", &[1], nn::Init::Const(0.0));
-        let cfg = OptimConfig {
-            kind: OptimKind::Sgd,
+        let c = vs.root().sub("loss").var("proxies", &[1], nn::Init::Const(0.0));
+        let cfg = OptimConfig::Sgd(SgdConfig {
             head_lr_mult: 10.0,
+            loss_lr_mult: 100.0,
             ..Default::default()
-        };
+        });
         let mut opt = Optimizer::new(&vs, &cfg);
-        (a.sum(Kind::Float) + b.sum(Kind::Float)).backward();
+        (a.sum(Kind::Float) + b.sum(Kind::Float) + c.sum(Kind::Float)).backward();
         opt.step(0.01);
         assert!((a.double_value(&[0]) + 0.01).abs() < 1e-7);
         assert!((b.double_value(&[0]) + 0.1).abs() < 1e-7);
+        assert!((c.double_value(&[0]) + 1.0).abs() < 1e-6);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
+use crate::phases::PhaseSeconds;
 
 /// Retrieval quality on the test split (PML's names; the format `embedrank-report` plots).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,9 @@ pub struct EpochRecord {
     /// Seconds spent in the loss (to the host, loss and gradient, back), summed over the epoch.
     #[serde(default)]
     pub loss_seconds: f64,
+    /// Seconds per phase of the steps, when timed (`EMBEDRANK_PHASE_TIMES=1`, see [`crate::phases`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_seconds: Option<PhaseSeconds>,
 }
 
 /// The final summary of a run (`results.json`).
@@ -118,6 +122,7 @@ mod tests {
             eval_seconds: 0.1,
             skipped_images: 0,
             loss_seconds: 0.01,
+            phase_seconds: None,
         }
     }
 

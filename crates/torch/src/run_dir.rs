@@ -20,8 +20,49 @@ pub const METRICS: &str = "metrics.jsonl";
 /// The final summary.
 pub const RESULTS: &str = "results.json";
 
+/// The lock file a running process holds (its PID inside).
+pub const LOCK: &str = ".lock";
+
 /// Files and folders a run writes: their presence means the directory holds a run.
 const RUN_ENTRIES: [&str; 6] = [CONFIG, METRICS, RESULTS, "checkpoints", "loss.png", "retrieval.png"];
+
+/// An exclusive lock on a run directory, held while a process trains in it (`flock` on
+/// `RUN/.lock`, released when dropped or when the process dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir` (creating the directory), or says which process holds it.
+    pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::io::AsRawFd;
+        fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        let path = dir.join(LOCK);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(TrainError::RunInUse {
+                dir: dir.to_path_buf(),
+                pid: holder.trim().to_string(),
+            });
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.flush();
+        Ok(Self { _file: file })
+    }
+}
 
 /// Makes `dir` ready for a new run: refuses one holding a run unless `overwrite`, in which case
 /// the previous run's files are removed (and nothing else).
@@ -32,6 +73,7 @@ pub fn prepare_new(dir: &Path, overwrite: bool) -> Result<(), TrainError> {
             return Err(TrainError::OutDirInUse {
                 dir: dir.to_path_buf(),
                 what: found.join(", "),
+                resumable: checkpoint::exists(dir),
             });
         }
         for entry in found {
@@ -54,20 +96,21 @@ pub fn check_new(dir: &Path, overwrite: bool) -> Result<(), TrainError> {
         return Err(TrainError::OutDirInUse {
             dir: dir.to_path_buf(),
             what: found.join(", "),
+            resumable: checkpoint::exists(dir),
         });
     }
     if dir.exists() && !dir.is_dir() {
-        return Err(TrainError::Config(format!(
-            "{} exists and is not a directory",
-            dir.display()
-        )));
+        return Err(TrainError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"),
+        ));
     }
     Ok(())
 }
 
 /// Saves the effective config.
 pub fn write_config(dir: &Path, cfg: &TrainConfig) -> Result<(), TrainError> {
-    write_atomic(&dir.join(CONFIG), cfg.to_toml().as_bytes())
+    write_atomic(&dir.join(CONFIG), cfg.to_toml()?.as_bytes())
 }
 
 /// The config a run in `dir` was started with (for `--resume`).
@@ -79,13 +122,24 @@ pub fn read_config(dir: &Path) -> Result<TrainConfig, TrainError> {
             reason: "no such directory".into(),
         });
     }
-    if !path.is_file() || !checkpoint::exists(dir) {
+    if !path.is_file() {
         return Err(TrainError::NoRun {
             dir: dir.to_path_buf(),
-            reason: format!("no {CONFIG} and checkpoints/latest (no epoch finished yet?)"),
+            reason: format!("there is no {CONFIG}: no run was started there"),
         });
     }
-    TrainConfig::load(&path)
+    if !checkpoint::exists(dir) {
+        return Err(TrainError::NoRun {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "the run there finished no epoch (there is no checkpoints/latest); start it again with \
+                 --config {} --out {} --overwrite",
+                path.display(),
+                dir.display()
+            ),
+        });
+    }
+    Ok(TrainConfig::load(&path)?)
 }
 
 /// Rewrites `metrics.jsonl` with one line per recorded epoch.

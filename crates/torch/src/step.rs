@@ -12,12 +12,14 @@
 
 use std::time::Instant;
 
-use embedrank_core::Loss;
+use embedrank_core::LossError;
 use tch::{Kind, Tensor};
 
 use crate::amp::{autocast, Amp};
-use crate::bridge::{backward_with, loss_gradient, BridgeOutcome, LossGradient};
+use crate::bridge::{backward_with, BridgeOutcome, LossGradient};
+use crate::loss::TrainLoss;
 use crate::net::EmbeddingNet;
+use crate::phases::{mark, Phase, PhaseClock};
 
 /// How a batch goes through the network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,20 +41,32 @@ pub struct StepOutput {
 }
 
 /// Forward + backward of one batch (`images`, one label each) through `net` in training mode,
-/// accumulating the loss's parameter gradients.
+/// accumulating the gradients of the network's parameters (and of the loss's own).
 pub fn forward_backward(
     net: &EmbeddingNet,
     images: &Tensor,
     labels: &[i64],
-    loss: &dyn Loss,
+    loss: &TrainLoss,
     opts: StepOptions,
-) -> Result<StepOutput, String> {
+) -> Result<StepOutput, LossError> {
+    forward_backward_timed(net, images, labels, loss, opts, &mut None)
+}
+
+/// [`forward_backward`], marking the forward, loss and backward phases on `clock` (if any).
+pub fn forward_backward_timed(
+    net: &EmbeddingNet,
+    images: &Tensor,
+    labels: &[i64],
+    loss: &TrainLoss,
+    opts: StepOptions,
+    clock: &mut Option<PhaseClock>,
+) -> Result<StepOutput, LossError> {
     let n = images.size()[0];
     let (amp, device) = (opts.amp, images.device());
     let forward = |x: &Tensor| autocast(amp, device, || net.forward(x, true));
     let timed = |emb: &Tensor| {
         let t0 = Instant::now();
-        let g = loss_gradient(emb, labels, loss);
+        let g = loss.gradient(emb, labels);
         (g, t0.elapsed().as_secs_f64())
     };
     let whole = opts.chunk == 0 || opts.chunk as i64 >= n;
@@ -75,17 +89,19 @@ pub fn forward_backward(
         }
         Tensor::cat(&parts, 0)
     };
+    mark(clock, Phase::Forward);
     if !all_finite(&emb) {
         return Ok(non_finite(0.0));
     }
     let (g, loss_seconds) = timed(&emb);
+    mark(clock, Phase::Loss);
     let outcome = match g? {
         LossGradient::NonFinite(v) => BridgeOutcome::NonFinite(v),
-        LossGradient::Finite(value, grad) if whole => {
+        LossGradient::Finite(value, grad, _) if whole => {
             backward_with(&emb, &grad);
             BridgeOutcome::Applied(value)
         }
-        LossGradient::Finite(value, grad) => {
+        LossGradient::Finite(value, grad, _) => {
             for &(s, len) in &spans {
                 let e = forward(&images.narrow(0, s, len));
                 backward_with(&e, &grad.narrow(0, s, len));
@@ -93,6 +109,7 @@ pub fn forward_backward(
             BridgeOutcome::Applied(value)
         }
     };
+    mark(clock, Phase::Backward);
     Ok(StepOutput { outcome, loss_seconds })
 }
 

@@ -4,24 +4,27 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use embedrank_core::sampler::{BatchSampler, BatchStream, LabelShuffle, MPerClass, SuperCategoryPairs};
-use embedrank_core::{Fappy, FappyWeighting, FastAp, Loss};
+use embedrank_core::sampler::BatchStream;
 use tch::nn::VarStore;
 use tch::Device;
 
 use crate::bridge::BridgeOutcome;
 use crate::checkpoint::{self, CheckpointState};
-use crate::config::{LossKind, SamplerKind, TrainConfig, Weighting};
+use crate::config::TrainConfig;
 use crate::dataset::{self, Feed, Mode, SplitData};
+use crate::device::{parse_device, set_threads};
 use crate::error::TrainError;
 use crate::evaluate;
-use crate::net::{self, EmbeddingNet};
+use crate::loss::TrainLoss;
+use crate::net::EmbeddingNet;
 use crate::observer::{Observer, RunInfo};
 use crate::optim::Optimizer;
+use crate::phases::{mark, Phase, PhaseClock};
 use crate::record::{EpochRecord, RunResults};
 use crate::run_dir;
 use crate::schedule::learning_rate;
-use crate::step::{forward_backward, StepOptions};
+use crate::setup::{load_weights, make_sampler};
+use crate::step::{forward_backward_timed, StepOptions};
 
 /// How a run treats its output directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,142 +46,26 @@ pub struct RunSummary {
     pub results: RunResults,
 }
 
-/// The loss of `cfg`.
-pub fn make_loss(cfg: &TrainConfig) -> Box<dyn Loss> {
-    match cfg.loss.kind {
-        LossKind::Fastap => Box::new(FastAp { bins: cfg.loss.bins }),
-        LossKind::Fappy => Box::new(Fappy {
-            delta: cfg.loss.delta,
-            weighting: match cfg.loss.weighting {
-                Weighting::Halving => FappyWeighting::Halving,
-                Weighting::Reference => FappyWeighting::Reference,
-            },
-        }),
-    }
-}
-
-/// The batch sampler of `cfg` over a split's `labels` (and `super_labels`, for super-pairs);
-/// what the user should know about it goes to `obs`.
-pub fn make_sampler(
-    cfg: &TrainConfig,
-    labels: &[i64],
-    super_labels: Option<&[i64]>,
-    obs: &mut dyn Observer,
-) -> Result<Box<dyn BatchSampler>, TrainError> {
-    let (b, m, seed) = (cfg.train.batch_size, cfg.sampler.m, cfg.train.seed);
-    let s: Box<dyn BatchSampler> = match cfg.sampler.kind {
-        SamplerKind::MPerClass => Box::new(MPerClass::new(labels, b, m, seed).map_err(sampler_err)?),
-        SamplerKind::LabelShuffle => Box::new(LabelShuffle::new(labels, b, m, seed).map_err(sampler_err)?),
-        SamplerKind::SuperPairs => {
-            let supers = super_labels.ok_or_else(|| {
-                TrainError::Sampler(format!(
-                    "the super-pairs sampler needs a super-category for every training image, and {}'s \
-                     {} split does not have them (SOP and In-Shop do; CSV files with a category column \
-                     for every row; VehicleID where attribute/model_attr.txt lists every vehicle)",
-                    cfg.data.dataset.name(),
-                    cfg.data.train_split
-                ))
-            })?;
-            let pairs = cfg.sampler.batches_per_pair;
-            let sampler = SuperCategoryPairs::new(labels, supers, b, pairs, seed).map_err(sampler_err)?;
-            let small = sampler.small_super_categories();
-            if !small.is_empty() {
-                obs.message(&format!(
-                    "note: {} of {} super-categories hold fewer than half a batch ({}) and repeat images \
-                     within their half batches (smallest: {} images)",
-                    small.len(),
-                    sampler.super_categories(),
-                    b / 2,
-                    small.iter().map(|&(_, n)| n).min().unwrap_or(0)
-                ));
-            }
-            Box::new(sampler)
-        }
-    };
-    Ok(s)
-}
-
-/// Loads the pretrained backbone weights of `cfg` (if any) into `vs`; returns what to tell the user.
-pub fn load_weights(cfg: &TrainConfig, vs: &mut VarStore) -> Result<Option<String>, TrainError> {
-    let Some(path) = &cfg.model.weights else {
-        return Ok(None);
-    };
-    let tensors = embedrank_data::weights::load(path).map_err(|e| TrainError::Data(e.to_string()))?;
-    let report = net::load_pretrained(vs, "backbone.", &tensors)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-    Ok(Some(format!(
-        "loaded {} backbone tensors from {} ({} ignored: {})",
-        report.loaded,
-        path.display(),
-        report.skipped.len(),
-        summarise(&report.skipped)
-    )))
-}
-
-fn summarise(names: &[String]) -> String {
-    let mut s = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 3 {
-        s.push_str(", …");
-    }
-    s
-}
-
-fn sampler_err(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Sampler(e.to_string())
-}
-
-/// Parses `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(name: &str) -> Result<Device, TrainError> {
-    let cuda = |i: usize| {
-        crate::cuda::load().map_err(|e| TrainError::Config(format!("device {name}: {e}")))?;
-        if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
-            Ok(Device::Cuda(i))
-        } else {
-            Err(TrainError::Config(format!(
-                "device {name}: libtorch sees no such CUDA device"
-            )))
-        }
-    };
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
-            Some(i) => cuda(i),
-            None => Err(TrainError::Config(format!(
-                "unknown device {name:?} (cpu, cuda, cuda:N)"
-            ))),
-        },
-    }
-}
-
-/// Uses `n` threads (0 = leave the defaults: all cores) for libtorch's operations and for rayon's
-/// global pool, where the loss and the evaluator run. Rayon's pool is sized once per process: a
-/// later call keeps the first size.
-pub fn set_threads(n: usize) {
-    if n > 0 {
-        tch::set_num_threads(n as i32);
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
-    }
-}
-
-/// Trains the network of `cfg` (or continues the run in `cfg.train.out_dir` when `opts.resume`).
+/// Trains the network of `cfg` (or continues the run in `cfg.run.out_dir` when `opts.resume`).
 pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
-    let dir = cfg.train.out_dir.clone();
+    let dir = cfg.run.out_dir.clone();
     if !opts.resume {
         run_dir::check_new(&dir, opts.overwrite)?;
     }
-    let device = parse_device(&cfg.train.device)?;
-    set_threads(cfg.train.threads);
+    let device = parse_device(&cfg.run.device)?;
+    set_threads(cfg.run.threads);
     let threads = tch::get_num_threads().max(1) as usize;
     if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(cfg.train.cudnn_benchmark);
+        tch::Cuda::cudnn_set_benchmark(cfg.run.cudnn_benchmark);
     }
 
-    let data = dataset::open(&cfg.data)?;
+    let access = cfg.data_access();
+    let data = dataset::open(&access)?;
     let train_split = data.split(&cfg.data.train_split)?;
     let protocol = data.protocol(&cfg.data.protocol)?.clone();
-    let pairing = evaluate::pairing(&data, &protocol)?;
+    // Everything the evaluation after an epoch needs is checked now, not after the first epoch.
+    let eval_images = evaluate::check_protocol(&data, &protocol)?;
     let sampler = make_sampler(cfg, &train_split.labels, train_split.super_labels.as_deref(), obs)?;
     let steps_per_epoch = sampler.batches_per_epoch();
     let mut stream = BatchStream::new(sampler);
@@ -187,43 +74,57 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     // Built on the CPU, then moved: the same seed gives the same initial weights on every device.
     let mut vs = VarStore::new(Device::Cpu);
     let net = EmbeddingNet::new(&vs, &cfg.model, data.channels);
+    let loss = TrainLoss::new(&cfg.loss, &vs, cfg.model.dim, &train_split.labels)?;
 
     let mut history = Vec::new();
     let mut resumed = None;
+    let _lock;
     if opts.resume {
+        _lock = run_dir::RunLock::acquire(&dir)?;
         let loaded = checkpoint::load_latest(&dir)?;
         cfg.check_resumable_with(&loaded.state.config)?;
+        if loaded.state.epoch >= cfg.run.epochs {
+            return Err(TrainError::NoRun {
+                dir: dir.clone(),
+                reason: format!(
+                    "the run has finished its {} epochs; pass --epochs N with N > {} to train it further",
+                    loaded.state.epoch, loaded.state.epoch
+                ),
+            });
+        }
         checkpoint::restore_model(&mut vs, &loaded)?;
         resumed = Some(loaded);
-    } else if let Some(msg) = load_weights(cfg, &mut vs)? {
-        obs.message(&msg);
+    } else {
+        if let Some(msg) = load_weights(cfg, &mut vs)? {
+            obs.message(&msg);
+        }
+        // Everything that can be checked before writing has been: from here on this process
+        // alone writes in the run directory.
+        _lock = run_dir::RunLock::acquire(&dir)?;
     }
     vs.set_device(device);
     let mut opt = Optimizer::new(&vs, &cfg.optim);
     if let Some(loaded) = resumed {
         opt.load_state(&checkpoint::optimizer_tensors(&loaded), loaded.state.optimizer_steps)
-            .map_err(|m| TrainError::Checkpoint {
+            .map_err(|e| TrainError::Checkpoint {
                 path: loaded.path.clone(),
-                message: m,
+                message: e.to_string(),
             })?;
-        stream.restore(&loaded.state.sampler).map_err(sampler_err)?;
+        stream
+            .restore(&loaded.state.sampler)
+            .map_err(|e| TrainError::sampler(e, "the checkpoint was saved for other data or sampler settings"))?;
         history = loaded.state.history;
     } else {
         run_dir::prepare_new(&dir, opts.overwrite)?;
     }
+    checkpoint::remove_stale(&dir);
     run_dir::write_config(&dir, cfg)?;
 
-    let feed = Feed::new(train_split, &cfg.data, Mode::Train, cfg.train.seed, device);
-    let loss = make_loss(cfg);
+    let feed = Feed::new(train_split, &access, Mode::Train, cfg.train.seed, device);
     let first_epoch = history.len() + 1;
-    let eval_images = data.split(&protocol.query)?.len()
-        + match pairing {
-            evaluate::Pairing::SelfSearch => 0,
-            evaluate::Pairing::Separate => data.split(&protocol.reference)?.len(),
-        };
     obs.run_start(&RunInfo {
         first_epoch,
-        epochs: cfg.train.epochs,
+        epochs: cfg.run.epochs,
         steps_per_epoch,
         batch_size: cfg.train.batch_size,
         train_images: train_split.len(),
@@ -238,7 +139,7 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
         threads,
     });
 
-    for epoch in first_epoch..=cfg.train.epochs {
+    for epoch in first_epoch..=cfg.run.epochs {
         let ctx = EpochCtx {
             cfg,
             epoch,
@@ -246,14 +147,17 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             last_good: history.len(),
         };
         let batches = stream.next_epoch();
-        let mut record = run_epoch(&ctx, &net, &mut opt, &feed, batches, &*loss, obs)?;
-        let eval_due = epoch == cfg.train.epochs || (cfg.train.eval_every > 0 && epoch % cfg.train.eval_every == 0);
+        let mut record = run_epoch(&ctx, &net, &mut opt, &feed, batches, &loss, obs)?;
+        let eval_due = epoch == cfg.run.epochs || (cfg.run.eval_every > 0 && epoch % cfg.run.eval_every == 0);
+        let mut eval_error = None;
         if eval_due {
             obs.evaluating(epoch);
             let t0 = Instant::now();
-            let batch = cfg.train.eval_batch_size;
-            let r = evaluate::protocol_retrieval(&net, &data, &protocol, &cfg.data, batch, device, obs)?;
-            record.retrieval = Some(r);
+            let batch = cfg.run.eval_batch_size;
+            match evaluate::protocol_retrieval(&net, &data, &protocol, &access, batch, device, obs) {
+                Ok(r) => record.retrieval = Some(r),
+                Err(e) => eval_error = Some(e),
+            }
             record.eval_seconds = t0.elapsed().as_secs_f64();
         }
         history.push(record);
@@ -265,9 +169,15 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             config: cfg.clone(),
             history: history.clone(),
         };
+        // The epoch's checkpoint is written even when its evaluation failed.
         checkpoint::save(&dir, &vs, &opt, &state)?;
         run_dir::write_metrics(&dir, &history)?;
         run_dir::write_plots(&dir)?;
+        if let Some(e) = eval_error {
+            return Err(TrainError::Eval(format!(
+                "after epoch {epoch} (its checkpoint is saved; fix the cause and --resume): {e}"
+            )));
+        }
         obs.epoch_end(history.last().expect("just pushed"));
     }
 
@@ -295,7 +205,7 @@ fn run_epoch(
     opt: &mut Optimizer,
     feed: &Feed,
     batches: Vec<Vec<usize>>,
-    loss: &dyn Loss,
+    loss: &TrainLoss,
     obs: &mut dyn Observer,
 ) -> Result<EpochRecord, TrainError> {
     let cfg = ctx.cfg;
@@ -303,12 +213,12 @@ fn run_epoch(
     let first_step = ctx.steps_per_epoch - batches.len();
     let lr_at = |step: usize| {
         learning_rate(
-            cfg.optim.lr,
+            cfg.optim.lr(),
             &cfg.schedule,
             ctx.epoch - 1,
             step,
             ctx.steps_per_epoch,
-            cfg.train.epochs,
+            cfg.run.epochs,
         )
     };
     let lr0 = lr_at(first_step);
@@ -317,11 +227,13 @@ fn run_epoch(
     let mut losses = Vec::with_capacity(batches.len());
     let (mut images, mut skipped, mut loss_seconds) = (0usize, 0usize, 0.0f64);
     let step_opts = StepOptions {
-        chunk: cfg.train.chunk,
-        amp: cfg.train.amp,
+        chunk: cfg.run.chunk,
+        amp: cfg.run.amp,
     };
+    let mut clock = PhaseClock::from_env(feed.device());
     for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
+        mark(&mut clock, Phase::Gather);
         let step = first_step + i;
         for s in &batch.skipped {
             obs.skipped(&s.reason);
@@ -338,11 +250,14 @@ fn run_epoch(
             last_good: ctx.last_good,
         };
         opt.zero_grad();
+        mark(&mut clock, Phase::Optimiser);
         let out =
-            forward_backward(net, &batch.images, &labels, loss, step_opts).map_err(|message| TrainError::Loss {
-                epoch: ctx.epoch,
-                step: step + 1,
-                message,
+            forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(|source| {
+                TrainError::Loss {
+                    epoch: ctx.epoch,
+                    step: step + 1,
+                    source,
+                }
             })?;
         loss_seconds += out.loss_seconds;
         let value = match out.outcome {
@@ -350,6 +265,7 @@ fn run_epoch(
             BridgeOutcome::NonFinite(v) => return Err(non_finite(v)),
         };
         opt.step(lr_at(step));
+        mark(&mut clock, Phase::Optimiser);
         losses.push(value);
         images += batch.indices.len();
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
@@ -375,5 +291,6 @@ fn run_epoch(
         eval_seconds: 0.0,
         skipped_images: skipped,
         loss_seconds,
+        phase_seconds: clock.map(|c| c.seconds()),
     })
 }

@@ -6,7 +6,6 @@ mod common;
 use std::fs;
 
 use embedrank_torch::checkpoint::load_latest;
-use embedrank_torch::config::ScheduleKind;
 use embedrank_torch::{train, RunOptions, Silent, TrainError};
 
 fn fresh() -> RunOptions {
@@ -68,12 +67,12 @@ fn sampler_misconfigurations_are_refused_before_writing() {
     assert!(e.contains("larger than the dataset"), "{e}");
 
     let mut odd_m = common::tiny_config(&data, &run);
-    odd_m.sampler.m = 5;
+    odd_m.set("sampler.m", 5).unwrap();
     let e = err_text(train(&odd_m, fresh(), &mut Silent).unwrap_err());
     assert!(e.contains("not a multiple of m = 5"), "{e}");
 
     let mut few = common::tiny_config(&data, &run);
-    few.sampler.m = 2;
+    few.set("sampler.m", 2).unwrap();
     few.train.batch_size = 12;
     let e = err_text(train(&few, fresh(), &mut Silent).unwrap_err());
     assert!(e.contains("needs 6 distinct classes") && e.contains("only 4"), "{e}");
@@ -86,11 +85,11 @@ fn nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint() {
     common::write_dataset(&data, 4, 16, 4, false);
     let mut cfg = common::tiny_config(&data, &run);
     // Epoch 1 trains normally; from epoch 2 on the learning rate is 1e-3 · 1e40: the weights blow up.
-    cfg.optim.kind = embedrank_torch::config::OptimKind::Sgd;
-    cfg.schedule.kind = ScheduleKind::Step;
-    cfg.schedule.step_epochs = 1;
-    cfg.schedule.gamma = 1e40;
-    cfg.train.epochs = 3;
+    cfg.set("optim.kind", "sgd").unwrap();
+    cfg.set("schedule.kind", "step").unwrap();
+    cfg.set("schedule.step_epochs", 1).unwrap();
+    cfg.set("schedule.gamma", 1e40).unwrap();
+    cfg.run.epochs = 3;
     let e = train(&cfg, fresh(), &mut Silent).unwrap_err();
     match &e {
         TrainError::NonFinite {
@@ -121,7 +120,7 @@ fn a_directory_holding_a_run_is_refused_unless_overwrite() {
     let (_tmp, data, run) = common::scratch();
     common::write_dataset(&data, 4, 8, 4, false);
     let mut cfg = common::tiny_config(&data, &run);
-    cfg.train.epochs = 1;
+    cfg.run.epochs = 1;
     train(&cfg, fresh(), &mut Silent).unwrap();
     let before = fs::read(run.join("checkpoints/latest")).unwrap();
     let e = err_text(train(&cfg, fresh(), &mut Silent).unwrap_err());
@@ -150,12 +149,12 @@ fn resume_without_a_run_and_with_changed_settings_is_refused() {
     let e = err_text(embedrank_torch::run_dir::read_config(&run).unwrap_err());
     assert!(e.contains("nothing to resume"), "{e}");
     let mut cfg = common::tiny_config(&data, &run);
-    cfg.train.epochs = 1;
+    cfg.run.epochs = 1;
     train(&cfg, fresh(), &mut Silent).unwrap();
     let mut changed = embedrank_torch::run_dir::read_config(&run).unwrap();
-    changed.optim.lr *= 10.0;
-    changed.train.epochs = 2;
+    changed.set("optim.lr", changed.optim.lr() * 10.0).unwrap();
+    changed.run.epochs = 2;
     let e = err_text(train(&changed, resume, &mut Silent).unwrap_err());
-    assert!(e.contains("only epochs"), "{e}");
+    assert!(e.contains("optim.lr: 0.001 → 0.01") && e.contains("[run]"), "{e}");
     assert_eq!(load_latest(&run).unwrap().state.epoch, 1);
 }

@@ -2,8 +2,9 @@
 //! one SGD step with and without chunks ends at the same weights; in training mode the running
 //! statistics move once per chunk, not twice.
 
-use embedrank_core::{Fappy, FappyWeighting, FastAp, Loss};
-use embedrank_torch::config::{Amp, Arch, ModelConfig, OptimConfig, OptimKind};
+use embedrank_core::{Fappy, FappyWeighting, FastAp, LossConfig};
+use embedrank_torch::config::{Amp, Backbone as Arch, ModelConfig, OptimConfig, SgdConfig};
+use embedrank_torch::loss::TrainLoss;
 use embedrank_torch::net::{is_batch_norm, EmbeddingNet};
 use embedrank_torch::optim::Optimizer;
 use embedrank_torch::step::{forward_backward, StepOptions};
@@ -23,11 +24,10 @@ fn model(arch: Arch, frozen_bn: bool) -> (VarStore, EmbeddingNet) {
     tch::manual_seed(5);
     let vs = VarStore::new(Device::Cpu);
     let cfg = ModelConfig {
-        arch,
+        backbone: arch,
         dim: 16,
         channels_last: false,
         frozen_bn,
-        weights: None,
     };
     let net = EmbeddingNet::new(&vs, &cfg, 3);
     (vs, net)
@@ -41,7 +41,7 @@ fn batch(side: i64) -> (Tensor, Vec<i64>) {
 }
 
 /// All variables after one SGD step (lr 0.1) on the batch, sorted by name.
-fn one_step(arch: Arch, side: i64, loss: &dyn Loss, chunk: usize) -> Vec<(String, Tensor)> {
+fn one_step(arch: Arch, side: i64, loss: &LossConfig, chunk: usize) -> Vec<(String, Tensor)> {
     step_with(
         arch,
         side,
@@ -53,17 +53,17 @@ fn one_step(arch: Arch, side: i64, loss: &dyn Loss, chunk: usize) -> Vec<(String
     )
 }
 
-fn step_with(arch: Arch, side: i64, loss: &dyn Loss, opts: StepOptions) -> Vec<(String, Tensor)> {
+fn step_with(arch: Arch, side: i64, loss: &LossConfig, opts: StepOptions) -> Vec<(String, Tensor)> {
     let (vs, net) = model(arch, true);
-    let cfg = OptimConfig {
-        kind: OptimKind::Sgd,
+    let cfg = OptimConfig::Sgd(SgdConfig {
         momentum: 0.0,
-        ..OptimConfig::default()
-    };
-    let mut opt = Optimizer::new(&vs, &cfg);
+        ..SgdConfig::default()
+    });
     let (x, labels) = batch(side);
+    let loss = TrainLoss::new(loss, &vs, 16, &labels).unwrap();
+    let mut opt = Optimizer::new(&vs, &cfg);
     opt.zero_grad();
-    forward_backward(&net, &x, &labels, loss, opts).unwrap();
+    forward_backward(&net, &x, &labels, &loss, opts).unwrap();
     opt.step(0.1);
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -74,7 +74,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-fn check_same_step(arch: Arch, side: i64, loss: &dyn Loss) {
+fn check_same_step(arch: Arch, side: i64, loss: &LossConfig) {
     let _serial = serial();
     let (vs0, _) = model(arch, true);
     let mut before: Vec<(String, Tensor)> = vs0.variables().into_iter().collect();
@@ -99,30 +99,39 @@ fn check_same_step(arch: Arch, side: i64, loss: &dyn Loss) {
 
 #[test]
 fn chunked_step_equals_whole_batch_step_small_cnn_fastap() {
-    check_same_step(Arch::SmallCnn, 16, &FastAp { bins: 10 });
+    check_same_step(
+        Arch::SmallCnn(Default::default()),
+        16,
+        &LossConfig::Fastap(FastAp { bins: 10 }),
+    );
 }
 
 #[test]
 fn chunked_step_equals_whole_batch_step_resnet18_fastap_and_fappy() {
-    check_same_step(Arch::Resnet18, 32, &FastAp { bins: 10 });
+    check_same_step(
+        Arch::Resnet18(Default::default()),
+        32,
+        &LossConfig::Fastap(FastAp { bins: 10 }),
+    );
     let fappy = Fappy {
         delta: 1e-2,
         weighting: FappyWeighting::Halving,
     };
-    check_same_step(Arch::Resnet18, 32, &fappy);
+    check_same_step(Arch::Resnet18(Default::default()), 32, &LossConfig::Fappy(fappy));
 }
 
 #[test]
 fn running_statistics_move_once_per_chunk() {
     let _serial = serial();
     let (x, labels) = batch(16);
-    let (vs, net) = model(Arch::SmallCnn, false);
+    let (vs, net) = model(Arch::SmallCnn(Default::default()), false);
     let opts = StepOptions {
         chunk: 5,
         ..StepOptions::default()
     };
-    forward_backward(&net, &x, &labels, &FastAp { bins: 10 }, opts).unwrap();
-    let (vs_ref, net_ref) = model(Arch::SmallCnn, false);
+    let fastap = TrainLoss::new(&LossConfig::Fastap(FastAp { bins: 10 }), &vs, 16, &labels).unwrap();
+    forward_backward(&net, &x, &labels, &fastap, opts).unwrap();
+    let (vs_ref, net_ref) = model(Arch::SmallCnn(Default::default()), false);
     {
         let _g = tch::no_grad_guard();
         for (s, len) in [(0, 5), (5, 5), (10, 2)] {
@@ -146,15 +155,15 @@ fn running_statistics_move_once_per_chunk() {
 #[test]
 fn bf16_autocast_step_is_close_to_the_float32_step() {
     let _serial = serial();
-    let (vs0, _) = model(Arch::SmallCnn, true);
+    let (vs0, _) = model(Arch::SmallCnn(Default::default()), true);
     let before: std::collections::HashMap<String, Tensor> = vs0.variables();
-    let fastap = FastAp { bins: 10 };
-    let f32_step = one_step(Arch::SmallCnn, 16, &fastap, 0);
+    let fastap = LossConfig::Fastap(FastAp { bins: 10 });
+    let f32_step = one_step(Arch::SmallCnn(Default::default()), 16, &fastap, 0);
     let bf16 = StepOptions {
         chunk: 4,
         amp: Amp::Bf16,
     };
-    let bf16_step = step_with(Arch::SmallCnn, 16, &fastap, bf16);
+    let bf16_step = step_with(Arch::SmallCnn(Default::default()), 16, &fastap, bf16);
     let delta = |vars: &[(String, Tensor)]| {
         let parts: Vec<Tensor> = vars.iter().map(|(n, t)| (t - &before[n]).view([-1])).collect();
         Tensor::cat(&parts, 0)

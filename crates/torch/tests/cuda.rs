@@ -4,7 +4,7 @@
 //! summation order, or bf16 rounding), every loss be finite, and the checkpoint hold the same
 //! tensors. Skipped, with a message, where libtorch sees no CUDA device.
 
-use embedrank_torch::config::{Amp, Arch, DatasetKind, TrainConfig};
+use embedrank_torch::config::{Amp, DatasetKind, TrainConfig};
 use embedrank_torch::tch::Cuda;
 use embedrank_torch::{checkpoint, train, RunOptions, Silent};
 
@@ -20,16 +20,16 @@ fn config(out: &std::path::Path, device: &str, amp: Amp, chunk: usize) -> TrainC
     let mut cfg = TrainConfig::default();
     cfg.data.dataset = DatasetKind::Synthetic;
     cfg.data.image_size = 32;
-    cfg.model.arch = Arch::Resnet18;
+    cfg.set("model.arch", "resnet18").unwrap();
     cfg.model.dim = 16;
     cfg.model.frozen_bn = true;
-    cfg.sampler.m = 8;
+    cfg.set("sampler.m", 8).unwrap();
     cfg.train.batch_size = 64;
-    cfg.train.epochs = 1;
-    cfg.train.device = device.into();
-    cfg.train.amp = amp;
-    cfg.train.chunk = chunk;
-    cfg.train.out_dir = out.to_path_buf();
+    cfg.run.epochs = 1;
+    cfg.run.device = device.into();
+    cfg.run.amp = amp;
+    cfg.run.chunk = chunk;
+    cfg.run.out_dir = out.to_path_buf();
     cfg
 }
 

@@ -10,9 +10,9 @@ fn loss_falls_and_retrieval_is_recorded() {
     let (_tmp, data, run) = common::scratch();
     common::write_dataset(&data, 6, 32, 12, true);
     let mut cfg = common::tiny_config(&data, &run);
-    cfg.train.epochs = 4;
-    cfg.train.eval_every = 2;
-    cfg.optim.lr = 3e-3;
+    cfg.run.epochs = 4;
+    cfg.run.eval_every = 2;
+    cfg.set("optim.lr", 3e-3).unwrap();
     let summary = train(&cfg, RunOptions::default(), &mut Silent).unwrap();
     let h = &summary.results.history;
     assert_eq!(h.len(), 4);

@@ -98,7 +98,7 @@ fn knn_device(name: &str) -> anyhow::Result<Option<Device>> {
     match name {
         "cpu" => Ok(None),
         "torch-cpu" => Ok(Some(Device::Cpu)),
-        n if n == "cuda" || n.starts_with("cuda:") => Ok(Some(embedrank_torch::train::parse_device(n)?)),
+        n if n == "cuda" || n.starts_with("cuda:") => Ok(Some(embedrank_torch::device::parse_device(n)?)),
         n => bail!("--knn-device must be cpu, cuda, cuda:N or torch-cpu, not {n:?}"),
     }
 }

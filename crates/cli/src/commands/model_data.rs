@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use anyhow::Context;
-use embedrank_torch::config::DataConfig;
+use embedrank_torch::config::DataAccess;
 use embedrank_torch::dataset::{self, RunData};
+use embedrank_torch::device::{parse_device, set_threads};
 use embedrank_torch::inference::{self, TrainedModel};
 use embedrank_torch::tch::Device;
-use embedrank_torch::train::parse_device;
 
 use crate::args::DataArgs;
 
@@ -16,7 +16,7 @@ pub struct Session {
     /// The network and the run's config.
     pub model: TrainedModel,
     /// The dataset settings: the run's, overridden by the flags.
-    pub data_cfg: DataConfig,
+    pub data_cfg: DataAccess,
     /// The opened dataset.
     pub data: RunData,
     /// The device.
@@ -26,10 +26,10 @@ pub struct Session {
 /// Loads the run in `run_dir` and opens the dataset of `args` (defaults: the run's).
 pub fn open(run_dir: &Path, args: &DataArgs) -> anyhow::Result<Session> {
     let device = parse_device(&args.device)?;
-    embedrank_torch::train::set_threads(args.threads);
+    set_threads(args.threads);
     let model =
         inference::load_run(run_dir, device).with_context(|| format!("reading the run {}", run_dir.display()))?;
-    let mut data_cfg = model.config.data.clone();
+    let mut data_cfg = model.config.data_access();
     if let Some(d) = args.dataset {
         if d.channels() != data_cfg.dataset.channels() {
             anyhow::bail!(

@@ -5,23 +5,22 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use embedrank_torch::config::{LossKind, OptimKind, SamplerKind, ScheduleKind, Weighting};
 use embedrank_torch::{run_dir, EpochRecord, Observer, RunInfo, RunOptions, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{TrainArgs, TrainLoss, TrainOptim, TrainSampler, TrainSchedule, TrainWeighting};
+use crate::args::TrainArgs;
 use crate::progress::Console;
 
 /// Runs `embedrank train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let (cfg, opts) = settings(args)?;
     if args.print_config {
-        write!(std::io::stdout().lock(), "{}", cfg.to_toml())?;
+        write!(std::io::stdout().lock(), "{}", cfg.to_toml()?)?;
         return Ok(());
     }
     let mut bars = Bars::default();
     let summary = embedrank_torch::train(&cfg, opts, &mut bars)
-        .with_context(|| format!("training into {}", cfg.train.out_dir.display()))?;
+        .with_context(|| format!("training into {}", cfg.run.out_dir.display()))?;
     let mut out = std::io::stdout().lock();
     let r = &summary.results;
     let protocol = if cfg.data.protocol.is_empty() {
@@ -49,106 +48,34 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The effective config and run options of `args`.
+/// The effective config and run options of `args`: the base (defaults, the --config file, or the
+/// run to resume), then the flags and `--set` in order.
 fn settings(args: &TrainArgs) -> anyhow::Result<(TrainConfig, RunOptions)> {
-    let mut cfg = if let Some(dir) = &args.resume {
+    let base = if let Some(dir) = &args.resume {
         let mut saved = run_dir::read_config(dir)?;
-        saved.train.out_dir = dir.clone();
+        saved.run.out_dir = dir.clone();
         saved
     } else if let Some(path) = &args.config {
-        TrainConfig::load(path)?
+        let (cfg, notes) = TrainConfig::load_with_notes(path)?;
+        for note in notes {
+            eprintln!("note: {}: {note}", path.display());
+        }
+        cfg
     } else {
         TrainConfig::default()
     };
-    apply_flags(&mut cfg, args);
+    let mut cfg = base.with_overrides(&args.settings.overrides)?;
+    // The run keeps absolute paths, so that `eval --checkpoint` and `embed` work from anywhere.
+    cfg.run.data =
+        std::path::absolute(&cfg.run.data).with_context(|| format!("the data path {}", cfg.run.data.display()))?;
+    if let Some(w) = &cfg.run.weights {
+        cfg.run.weights = Some(std::path::absolute(w).with_context(|| format!("the weights path {}", w.display()))?);
+    }
     let opts = RunOptions {
         resume: args.resume.is_some(),
         overwrite: args.overwrite,
     };
     Ok((cfg, opts))
-}
-
-/// Overrides the config with every flag given.
-fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
-    fn set<T: Clone>(dst: &mut T, src: &Option<T>) {
-        if let Some(v) = src {
-            *dst = v.clone();
-        }
-    }
-    set(&mut cfg.data.dataset, &a.dataset);
-    set(&mut cfg.data.path, &a.data);
-    set(&mut cfg.data.train_split, &a.train_split);
-    set(&mut cfg.data.protocol, &a.protocol);
-    set(&mut cfg.data.image_size, &a.image_size);
-    set(&mut cfg.data.resize, &a.resize);
-    set(&mut cfg.data.workers, &a.workers);
-    cfg.data.strict |= a.strict;
-    set(&mut cfg.model.arch, &a.arch);
-    set(&mut cfg.model.dim, &a.dim);
-    if a.weights.is_some() {
-        cfg.model.weights = a.weights.clone();
-    }
-    cfg.model.frozen_bn |= a.frozen_bn;
-    if let Some(l) = a.loss {
-        cfg.loss.kind = match l {
-            TrainLoss::Fastap => LossKind::Fastap,
-            TrainLoss::Fappy => LossKind::Fappy,
-        };
-    }
-    set(&mut cfg.loss.bins, &a.bins);
-    set(&mut cfg.loss.delta, &a.delta);
-    if let Some(w) = a.fappy_weighting {
-        cfg.loss.weighting = match w {
-            TrainWeighting::Halving => Weighting::Halving,
-            TrainWeighting::Reference => Weighting::Reference,
-        };
-    }
-    if let Some(s) = a.sampler {
-        cfg.sampler.kind = match s {
-            TrainSampler::MPerClass => SamplerKind::MPerClass,
-            TrainSampler::LabelShuffle => SamplerKind::LabelShuffle,
-            TrainSampler::SuperPairs => SamplerKind::SuperPairs,
-        };
-    }
-    set(&mut cfg.sampler.m, &a.m);
-    set(&mut cfg.sampler.batches_per_pair, &a.batches_per_pair);
-    if let Some(o) = a.optim {
-        cfg.optim.kind = match o {
-            TrainOptim::Adam => OptimKind::Adam,
-            TrainOptim::Adamw => OptimKind::Adamw,
-            TrainOptim::Sgd => OptimKind::Sgd,
-        };
-    }
-    set(&mut cfg.optim.lr, &a.lr);
-    set(&mut cfg.optim.head_lr_mult, &a.head_lr_mult);
-    set(&mut cfg.optim.weight_decay, &a.weight_decay);
-    set(&mut cfg.optim.momentum, &a.momentum);
-    set(&mut cfg.optim.beta1, &a.beta1);
-    set(&mut cfg.optim.beta2, &a.beta2);
-    set(&mut cfg.optim.eps, &a.eps);
-    if let Some(s) = a.schedule {
-        cfg.schedule.kind = match s {
-            TrainSchedule::Constant => ScheduleKind::Constant,
-            TrainSchedule::Step => ScheduleKind::Step,
-            TrainSchedule::Cosine => ScheduleKind::Cosine,
-        };
-    }
-    set(&mut cfg.schedule.step_epochs, &a.step_epochs);
-    set(&mut cfg.schedule.gamma, &a.gamma);
-    set(&mut cfg.schedule.min_lr, &a.min_lr);
-    set(&mut cfg.train.epochs, &a.epochs);
-    set(&mut cfg.train.batch_size, &a.batch_size);
-    set(&mut cfg.train.seed, &a.seed);
-    set(&mut cfg.train.threads, &a.threads);
-    set(&mut cfg.train.eval_every, &a.eval_every);
-    set(&mut cfg.train.eval_batch_size, &a.eval_batch_size);
-    set(&mut cfg.train.out_dir, &a.out);
-    set(&mut cfg.train.device, &a.device);
-    set(&mut cfg.train.chunk, &a.chunk);
-    set(&mut cfg.train.amp, &a.amp);
-    if a.no_cudnn_benchmark {
-        cfg.train.cudnn_benchmark = false;
-    }
 }
 
 /// Progress bars (stderr, hidden when it is not a terminal) and one log line per epoch.

@@ -1,5 +1,7 @@
 //! Miniature replicas of the papers' datasets in their exact shipped layouts, with real JPEG files
 //! (SOP, In-Shop, VehicleID, OML CSV), and torchvision-named ResNet-18 weights made with tch.
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::linalg;
 use crate::real::Real;
 
@@ -112,7 +114,6 @@ pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Res
 
 /// Checks the per-class parameters of a loss: `C×dim` values with `C = params.len() / dim`, and
 /// every label in `0..C`; returns `C`.
-#[allow(dead_code)] // used by the proxy losses
 pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'static str) -> Result<usize, LossError> {
     let dim = input.dim.max(1);
     let classes = input.params.len() / dim;
@@ -153,6 +154,32 @@ pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'s
     Ok(classes)
 }
 
+/// Refuses a setting that is NaN or infinite.
+pub(crate) fn check_finite(name: &'static str, value: f64) -> Result<(), LossError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be a finite number",
+        })
+    }
+}
+
+/// Refuses a setting that is not a finite number `> 0` (a scale or a temperature).
+pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), LossError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be a finite number > 0",
+        })
+    }
+}
+
 /// Per row: how many *other* rows share its label (positives) and how many do not (negatives).
 pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
     let mut size: HashMap<i64, usize> = HashMap::new();
@@ -165,16 +192,18 @@ pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
     (pos, neg)
 }
 
-/// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings.
+/// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings ([`linalg::gram`]: symmetric).
 pub(crate) fn gram<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
     let mut g = vec![T::ZERO; n * n];
-    linalg::matmul_abt(emb, emb, n, n, dim, &mut g);
+    linalg::gram(emb, n, dim, &mut g);
     g
 }
 
 /// `W := W + Wᵀ` in place (square `n×n`), then the diagonal is zeroed.
 pub(crate) fn symmetrize<T: Real>(w: &mut [T], n: usize) {
-    const B: usize = 64;
+    // Small tiles: with a power-of-two row length every column access of a tile falls into the
+    // same cache set, so tiles beyond the cache's associativity thrash (4× slower at 64, n = 1024).
+    const B: usize = 8;
     for bi in (0..n).step_by(B) {
         for bj in (bi..n).step_by(B) {
             for i in bi..(bi + B).min(n) {
@@ -190,6 +219,24 @@ pub(crate) fn symmetrize<T: Real>(w: &mut [T], n: usize) {
     for i in 0..n {
         w[i * n + i] = T::ZERO;
     }
+}
+
+/// `W + Wᵀ` of a square `n×n` matrix, with a zero diagonal, as a new matrix: bands of rows in
+/// parallel, tile by tile so that the transposed reads stay in cache.
+pub(crate) fn symmetrized<T: Real>(w: &[T], n: usize) -> Vec<T> {
+    const B: usize = 8; // as in `symmetrize`: larger tiles thrash the cache at power-of-two n
+    let mut out = vec![T::ZERO; n * n];
+    out.par_chunks_mut(B * n).enumerate().for_each(|(band, rows)| {
+        let i0 = band * B;
+        for j0 in (0..n).step_by(B) {
+            for (i, row) in (i0..).zip(rows.chunks_mut(n)) {
+                for (j, o) in (j0..).zip(&mut row[j0..(j0 + B).min(n)]) {
+                    *o = if i == j { T::ZERO } else { w[i * n + j] + w[j * n + i] };
+                }
+            }
+        }
+    });
+    out
 }
 
 /// The embedding gradient `scale · W·X` for a symmetric pair-weight matrix `W` (n×n).
@@ -241,6 +288,16 @@ mod tests {
         let (p, n) = pair_counts(&[5, 5, 7, 5]);
         assert_eq!(p, vec![2, 2, 0, 2]);
         assert_eq!(n, vec![1, 1, 3, 1]);
+    }
+
+    #[test]
+    fn symmetrized_matches_symmetrize() {
+        for n in [1, 5, 64, 130] {
+            let w: Vec<f64> = (0..n * n).map(|k| ((k * 7919) % 1013) as f64 - 500.0).collect();
+            let mut want = w.clone();
+            symmetrize(&mut want, n);
+            assert_eq!(symmetrized(&w, n), want, "n = {n}");
+        }
     }
 
     #[test]

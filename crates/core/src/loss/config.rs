@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fappy, FastAp, Loss, LossError, LossMath};
-use crate::settings::{self, SettingsError, Tree};
+use super::{
+    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, Triplet,
+};
+use crate::settings::{self, SettingsError, Tagged, Tree};
 
 /// Declares [`LossConfig`] from `Variant(Type) = "name"` lines: the enum, its kind names, its
 /// defaults and its one `build()`.
@@ -30,6 +32,10 @@ macro_rules! losses {
             /// Every loss's `kind`, in declaration order.
             pub const KINDS: &'static [&'static str] = &[$($name),*];
 
+            const DEFAULTS: &'static [fn() -> Self] = &[$(|| Self::$variant(<$ty>::default())),*];
+            const READERS: &'static [fn(Tree) -> Result<Self, SettingsError>] =
+                &[$(|tree| Ok(Self::$variant(settings::deserialize::<$ty>("loss", tree)?))),*];
+
             /// The `kind` of this loss.
             pub fn kind(&self) -> &'static str {
                 match self { $( Self::$variant(_) => $name, )* }
@@ -37,20 +43,13 @@ macro_rules! losses {
 
             /// The loss `kind` with its default settings (`None` for an unknown name).
             pub fn default_of(kind: &str) -> Option<Self> {
-                match kind {
-                    $( $name => Some(Self::$variant(<$ty>::default())), )*
-                    _ => None,
-                }
+                <Self as Tagged>::default_of(kind)
             }
 
             /// Reads a `[loss]` table: `kind` (default `fastap`) and that loss's own keys; an error
             /// names the key (`loss.delta: …`).
-            pub fn from_tree(mut tree: Tree) -> Result<Self, SettingsError> {
-                let kind = settings::take_tag("loss", &mut tree, "kind", Self::KINDS, Self::KINDS[0])?;
-                match kind.as_str() {
-                    $( $name => Ok(Self::$variant(settings::deserialize::<$ty>("loss", tree)?)), )*
-                    _ => unreachable!("take_tag accepts only known kinds"),
-                }
+            pub fn from_tree(tree: Tree) -> Result<Self, SettingsError> {
+                <Self as Tagged>::from_tree(tree)
             }
 
             /// The loss itself, as the trait object the trainers and commands use.
@@ -76,6 +75,36 @@ losses! {
     Fastap(FastAp) = "fastap",
     /// FAPPY (Zhong et al., ICONIP 2017): `delta`, `weighting`.
     Fappy(Fappy) = "fappy",
+    /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
+    Contrastive(Contrastive) = "contrastive",
+    /// Triplet margin loss (PML `TripletMarginLoss` + miners): `margin`, `mining`, `miner_margin`.
+    Triplet(Triplet) = "triplet",
+    /// Multi-similarity (PML `MultiSimilarityLoss` [+ miner]): `alpha`, `beta`, `base`, `miner`, `epsilon`.
+    MultiSimilarity(MultiSimilarity) = "multi-similarity",
+    /// Proxy-Anchor (PML `ProxyAnchorLoss`, one proxy per class): `margin`, `alpha`.
+    ProxyAnchor(ProxyAnchor) = "proxy-anchor",
+    /// Normalized softmax (PML `NormalizedSoftmaxLoss`, one weight row per class): `temperature`.
+    NormalizedSoftmax(NormalizedSoftmax) = "normalized-softmax",
+}
+
+impl Tagged for LossConfig {
+    const SECTION: &'static str = "loss";
+    const KINDS: &'static [&'static str] = LossConfig::KINDS;
+
+    fn default_of(kind: &str) -> Option<Self> {
+        Self::KINDS.iter().position(|k| *k == kind).map(|i| Self::DEFAULTS[i]())
+    }
+
+    fn variant_from_tree(kind: &str, tree: Tree) -> Result<Self, SettingsError> {
+        let i = Self::KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .ok_or_else(|| SettingsError::Invalid {
+                key: "loss.kind".into(),
+                message: format!("unknown loss `{kind}`"),
+            })?;
+        Self::READERS[i](tree)
+    }
 }
 
 impl<'de> Deserialize<'de> for LossConfig {

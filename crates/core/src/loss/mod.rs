@@ -25,13 +25,27 @@
 
 mod batch;
 mod config;
+pub mod contrastive;
+mod distance;
 pub mod fappy;
 pub mod fastap;
+mod logsumexp;
+pub mod multi_similarity;
+pub mod normalized_softmax;
+mod proxies;
+pub mod proxy_anchor;
+mod reduce;
+pub mod triplet;
 
 pub use batch::LossError;
 pub use config::LossConfig;
+pub use contrastive::Contrastive;
 pub use fappy::{Fappy, FappyWeighting};
 pub use fastap::FastAp;
+pub use multi_similarity::{MultiSimilarity, MultiSimilarityMiner};
+pub use normalized_softmax::NormalizedSoftmax;
+pub use proxy_anchor::ProxyAnchor;
+pub use triplet::{Triplet, TripletMining};
 
 use crate::real::Real;
 

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BatchSampler, LabelShuffle, MPerClass, SamplerError, SuperCategoryPairs};
+use crate::settings::{self, SettingsError, Tagged, Tree};
 
 /// `kind = "m-per-class"`: exactly `m` images from each of `batch_size / m` classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ impl Default for SuperPairsConfig {
 }
 
 /// The batch sampler of a run and its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum SamplerConfig {
@@ -72,26 +73,41 @@ impl Default for SamplerConfig {
     }
 }
 
-impl SamplerConfig {
-    /// Every sampler's `kind`.
-    pub const KINDS: &'static [&'static str] = &["m-per-class", "label-shuffle", "super-pairs"];
+impl Tagged for SamplerConfig {
+    const SECTION: &'static str = "sampler";
+    const KINDS: &'static [&'static str] = &["m-per-class", "label-shuffle", "super-pairs"];
 
+    fn default_of(kind: &str) -> Option<Self> {
+        match kind {
+            "m-per-class" => Some(Self::MPerClass(Default::default())),
+            "label-shuffle" => Some(Self::LabelShuffle(Default::default())),
+            "super-pairs" => Some(Self::SuperPairs(Default::default())),
+            _ => None,
+        }
+    }
+
+    fn variant_from_tree(kind: &str, tree: Tree) -> Result<Self, SettingsError> {
+        Ok(match kind {
+            "label-shuffle" => Self::LabelShuffle(settings::deserialize("sampler", tree)?),
+            "super-pairs" => Self::SuperPairs(settings::deserialize("sampler", tree)?),
+            _ => Self::MPerClass(settings::deserialize("sampler", tree)?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SamplerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_tree(Tree::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl SamplerConfig {
     /// The `kind` of this sampler.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::MPerClass(_) => "m-per-class",
             Self::LabelShuffle(_) => "label-shuffle",
             Self::SuperPairs(_) => "super-pairs",
-        }
-    }
-
-    /// The sampler `kind` with its default settings.
-    pub fn default_of(kind: &str) -> Option<Self> {
-        match kind {
-            "m-per-class" => Some(Self::MPerClass(Default::default())),
-            "label-shuffle" => Some(Self::LabelShuffle(Default::default())),
-            "super-pairs" => Some(Self::SuperPairs(Default::default())),
-            _ => None,
         }
     }
 
@@ -129,6 +145,7 @@ impl SamplerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Tagged;
 
     #[test]
     fn kinds_round_trip_and_build() {
@@ -151,6 +168,9 @@ mod tests {
         );
         let err =
             serde_json::from_value::<SamplerConfig>(serde_json::json!({"kind": "super-pairs", "m": 4})).unwrap_err();
-        assert!(err.to_string().contains("`m`"), "{err}");
+        assert!(
+            err.to_string().contains("sampler") && err.to_string().contains("`m`"),
+            "{err}"
+        );
     }
 }

@@ -117,7 +117,7 @@ pub enum SamplerError {
         second_image: usize,
     },
     /// The sampler needs super-categories and the images have none.
-    #[error("the super-pairs sampler needs a super-category for every image, and these images have none")]
+    #[error("the super-pairs sampler needs a super-category for every training image, and these images have none")]
     NoSuperCategories,
     /// A saved state belongs to a different sampler, settings, seed or label set.
     #[error("sampler state does not match this sampler: {field} was {saved:?} when saved, is {current:?} now")]
@@ -160,6 +160,11 @@ pub trait BatchSampler {
 
     /// The batches of epoch `epoch` (0-based): a pure function of the labels, settings, seed and `epoch`.
     fn epoch(&self, epoch: u64) -> Vec<Vec<usize>>;
+
+    /// What a user should know about how the batches will be drawn (e.g. repeated images).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<S: BatchSampler + ?Sized> BatchSampler for Box<S> {
@@ -180,6 +185,9 @@ impl<S: BatchSampler + ?Sized> BatchSampler for Box<S> {
     }
     fn epoch(&self, epoch: u64) -> Vec<Vec<usize>> {
         (**self).epoch(epoch)
+    }
+    fn notes(&self) -> Vec<String> {
+        (**self).notes()
     }
 }
 

@@ -113,6 +113,21 @@ impl BatchSampler for SuperCategoryPairs {
         "fastap-super-pairs"
     }
 
+    fn notes(&self) -> Vec<String> {
+        let small = self.small_super_categories();
+        if small.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "note: {} of {} super-categories hold fewer than half a batch ({}) and repeat images within \
+             their half batches (smallest: {} images)",
+            small.len(),
+            self.super_categories(),
+            self.batch / 2,
+            small.iter().map(|&(_, n)| n).min().unwrap_or(0)
+        )]
+    }
+
     fn config(&self) -> String {
         format!(
             "batch_size={} batches_per_pair={} seed={}",

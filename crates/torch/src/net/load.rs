@@ -23,13 +23,60 @@ fn is_skipped(name: &str) -> bool {
     name.starts_with("fc.") || name == "num_batches_tracked" || name.ends_with(".num_batches_tracked")
 }
 
+/// Why pretrained weights do not fit the network (nothing was copied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A tensor of the file names no variable.
+    #[error("weight `{name}` matches no variable of the model (looked for `{key}`)")]
+    Unknown {
+        /// The tensor's name in the file.
+        name: String,
+        /// The variable looked for.
+        key: String,
+    },
+    /// A tensor appears twice.
+    #[error("weight `{0}` appears twice in the file")]
+    Duplicate(String),
+    /// A tensor is not floating-point.
+    #[error("weight `{name}` has dtype {dtype}; a floating-point one is expected")]
+    NotFloat {
+        /// The tensor's name.
+        name: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// A tensor's shape differs from its variable's.
+    #[error("weight `{name}` has shape {file:?} but the model's `{key}` has shape {model:?}")]
+    Shape {
+        /// The tensor's name.
+        name: String,
+        /// Its shape in the file.
+        file: Vec<usize>,
+        /// The variable.
+        key: String,
+        /// The variable's shape.
+        model: Vec<i64>,
+    },
+    /// Variables got no tensor.
+    #[error("{count} variable(s) under `{prefix}` have no weight in the file: {}", shown.join(", "))]
+    Missing {
+        /// How many.
+        count: usize,
+        /// The prefix searched.
+        prefix: String,
+        /// The first few names (with `…` when more).
+        shown: Vec<String>,
+    },
+}
+
 /// Copies the `tensors` (torchvision state-dict names) into `vs`'s variables named `prefix + name`.
 ///
 /// `fc.*` and `*.num_batches_tracked` are skipped (and listed in the report). Every other tensor
 /// must match a variable's name and shape and be floating-point, and every variable under `prefix`
 /// must get a tensor; otherwise nothing is copied and the error names the offending tensors. The
 /// copy (`copy_`, without gradient) keeps each variable's device, dtype and memory layout.
-pub fn load_pretrained(vs: &mut VarStore, prefix: &str, tensors: &[NamedTensor]) -> Result<LoadReport, String> {
+pub fn load_pretrained(vs: &mut VarStore, prefix: &str, tensors: &[NamedTensor]) -> Result<LoadReport, LoadError> {
     let vars = vs.variables();
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
@@ -40,32 +87,30 @@ pub fn load_pretrained(vs: &mut VarStore, prefix: &str, tensors: &[NamedTensor])
             continue;
         }
         let key = format!("{prefix}{}", t.name);
-        let var = vars.get(&key).ok_or_else(|| {
-            format!(
-                "weight `{}` matches no variable of the model (looked for `{key}`)",
-                t.name
-            )
+        let var = vars.get(&key).ok_or_else(|| LoadError::Unknown {
+            name: t.name.clone(),
+            key: key.clone(),
         })?;
         if !seen.insert(key.clone()) {
-            return Err(format!("weight `{}` appears twice in the file", t.name));
+            return Err(LoadError::Duplicate(t.name.clone()));
         }
         let data = match (&t.data, t.dtype.is_float()) {
             (TensorData::F32(v), true) => v,
             _ => {
-                return Err(format!(
-                    "weight `{}` has dtype {:?}; a floating-point one is expected",
-                    t.name, t.dtype
-                ))
+                return Err(LoadError::NotFloat {
+                    name: t.name.clone(),
+                    dtype: format!("{:?}", t.dtype),
+                })
             }
         };
         let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
         if shape != var.size() {
-            return Err(format!(
-                "weight `{}` has shape {:?} but the model's `{key}` has shape {:?}",
-                t.name,
-                t.shape,
-                var.size()
-            ));
+            return Err(LoadError::Shape {
+                name: t.name.clone(),
+                file: t.shape.clone(),
+                key,
+                model: var.size(),
+            });
         }
         pending.push((var, data, shape));
     }
@@ -74,13 +119,15 @@ pub fn load_pretrained(vs: &mut VarStore, prefix: &str, tensors: &[NamedTensor])
         .filter(|k| k.starts_with(prefix) && !seen.contains(*k))
         .collect();
     if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(MISSING_SHOWN).map(|s| s.as_str()).collect();
-        let more = if missing.len() > MISSING_SHOWN { ", …" } else { "" };
-        return Err(format!(
-            "{} variable(s) under `{prefix}` have no weight in the file: {}{more}",
-            missing.len(),
-            shown.join(", ")
-        ));
+        let mut shown: Vec<String> = missing.iter().take(MISSING_SHOWN).map(|s| s.to_string()).collect();
+        if missing.len() > MISSING_SHOWN {
+            shown.push("…".into());
+        }
+        return Err(LoadError::Missing {
+            count: missing.len(),
+            prefix: prefix.to_string(),
+            shown,
+        });
     }
     let _guard = tch::no_grad_guard();
     for (var, data, shape) in &pending {
@@ -169,7 +216,7 @@ mod tests {
         let mut tensors = export(&vs);
         let t = tensors.iter_mut().find(|t| t.name == "layer3.1.conv2.weight").unwrap();
         t.shape = vec![256, 256, 1, 9];
-        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err();
+        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err().to_string();
         assert!(
             err.contains("layer3.1.conv2.weight") && err.contains("[256, 256, 1, 9]"),
             "{err}"
@@ -183,7 +230,7 @@ mod tests {
             .into_iter()
             .filter(|t| !t.name.starts_with("layer4."))
             .collect();
-        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err();
+        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err().to_string();
         assert!(err.starts_with("25 variable(s) under `backbone.`"), "{err}");
         assert!(
             err.contains("backbone.layer4.0.bn1.bias") && err.ends_with(", …"),
@@ -199,7 +246,7 @@ mod tests {
             "layer5.0.conv1.weight",
             &Tensor::zeros([1], tch::kind::FLOAT_CPU),
         ));
-        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err();
+        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err().to_string();
         assert!(err.contains("`layer5.0.conv1.weight` matches no variable"), "{err}");
     }
 
@@ -210,7 +257,7 @@ mod tests {
         let t = tensors.iter_mut().find(|t| t.name == "bn1.running_mean").unwrap();
         t.dtype = DType::I64;
         t.data = TensorData::I64(vec![0; 64]);
-        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err();
+        let err = load_pretrained(&mut vs, PREFIX, &tensors).unwrap_err().to_string();
         assert!(err.contains("`bn1.running_mean` has dtype I64"), "{err}");
     }
 }

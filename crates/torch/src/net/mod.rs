@@ -10,14 +10,14 @@ mod resnet;
 mod small_cnn;
 
 pub use head::EmbeddingHead;
-pub use load::{load_pretrained, LoadReport};
+pub use load::{load_pretrained, LoadError, LoadReport};
 pub use resnet::{ResNet, ResNetDepth};
 pub use small_cnn::SmallCnn;
 
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
-use crate::config::{Arch, ModelConfig};
+use crate::config::{Backbone as Arch, ModelConfig};
 
 /// Prefix of the embedding head's variables in the var store.
 pub const HEAD_PREFIX: &str = "head.";
@@ -76,10 +76,10 @@ impl EmbeddingNet {
     pub fn new(vs: &VarStore, cfg: &ModelConfig, channels: i64) -> Self {
         let root = vs.root();
         let path = &root / "backbone";
-        let backbone = match cfg.arch {
-            Arch::SmallCnn => Backbone::Small(SmallCnn::new(&path, channels)),
-            Arch::Resnet18 => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R18))),
-            Arch::Resnet50 => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R50))),
+        let backbone = match cfg.backbone {
+            Arch::SmallCnn(_) => Backbone::Small(SmallCnn::new(&path, channels)),
+            Arch::Resnet18(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R18))),
+            Arch::Resnet50(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R50))),
         };
         let head = EmbeddingHead::new(&(&root / "head"), backbone.out_features(), cfg.dim as i64);
         let buffers = vs.variables().into_values().filter(|t| !t.requires_grad()).collect();

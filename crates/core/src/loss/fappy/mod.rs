@@ -11,7 +11,19 @@
 //! the soft probability that a negative of either anchor outscores the positive. `L_δ` is its mean
 //! over the non-skipped positive pairs (0 when there are none). Levels `δ_l = 2/2^l` run while
 //! `δ_l ≥ delta` (the reference loop `for (d = 2; d >= delta; d /= 2)`): `delta = 1e-4` gives 15
-//! levels, the finest with 16,384 cells. Per level the cost is `O(N² + N·2^l)` with prefix sums.
+//! levels, the finest with 16,384 cells.
+//!
+//! The gradient: `∂FPP/∂s_ij = −(h_i[b] + h_j[b])/δ`, and a negative `s_ak` in cell `c` receives
+//! `(1/(δ·N⁻_a))·Σ` of the left weights `A` of `a`'s positives with left node `c + 1` and the
+//! right weights `B` of those with left node `c` (one-sided at nodes, for a rising similarity).
+//!
+//! Algorithm (`anchor.rs`): the terms only need, per positive and level, the negatives of cells
+//! `b − 1` and `b` and the count above them. Cells nest (a cell is a run of finer ones), so each
+//! anchor bins its negatives once, at one level chosen by their spread; coarser levels read prefix
+//! sums over those bins, finer ones the few negatives around the positive. Per anchor that is
+//! `O(N + N⁺·(levels + log N⁺))` instead of the literal `O(N·Σ_l 2^l)` of dense histograms (kept
+//! in `reference.rs` as the tests' oracle); with the two `N×N×D` products the batch costs
+//! `O(N²·D + N·N⁺·levels)`, as FastAP's `O(N²·D)` for the usual `N⁺ ≤ 64`.
 //!
 //! ```
 //! use embedrank_core::{Fappy, Loss};
@@ -21,13 +33,19 @@
 //! assert!(out.loss >= 0.0 && out.grad.len() == 8);
 //! ```
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, passes_gradient, symmetrize};
+use super::batch::{check_batch, gram, pair_counts, pair_weights_to_grad, symmetrized};
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
+
+mod anchor;
+#[cfg(test)]
+mod reference;
 
 /// How the levels' losses are combined (`weighting = "halving" | "reference"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -75,43 +93,29 @@ impl LossMath for Fappy {
         let n = check_batch(emb, dim, labels)?;
         let (npos, nneg) = pair_counts(labels);
         let mut g = gram(emb, n, dim);
-        let coef = self.level_coefficients(&g, n, labels, &cells);
-        let finest = *cells.last().expect("delta ≤ 2 gives at least one level");
+        let coef = self.level_coefficients(&g, n, labels, cells.len());
 
+        let finest = (cells.len() - 1) as u32;
+        let levels = anchor::levels(&coef);
         let loss: f64 = g
             .par_chunks_mut(n)
             .enumerate()
-            .map_init(
-                || Scratch {
-                    hist: vec![0.0; finest + 2],
-                    tail: vec![0.0; finest + 2],
-                    coef: vec![0.0; finest + 2],
-                },
-                |scr, (a, row)| {
-                    if npos[a] == 0 || nneg[a] == 0 {
-                        // No FPP term uses this anchor's histogram.
-                        row.fill(T::ZERO);
-                        return 0.0;
-                    }
-                    anchor_row(row, labels, a, nneg[a], &cells, &coef, scr)
-                },
-            )
+            .map_init(anchor::Scratch::default, |scr, (a, row)| {
+                if npos[a] == 0 || nneg[a] == 0 {
+                    // No FPP term uses this anchor's histogram.
+                    row.fill(T::ZERO);
+                    return 0.0;
+                }
+                anchor::anchor_row(row, labels, a, finest, &levels, scr)
+            })
             .sum();
-        symmetrize(&mut g, n);
-        let grad = pair_weights_to_grad(&g, emb, n, dim, T::ONE);
+        let grad = pair_weights_to_grad(&symmetrized(&g, n), emb, n, dim, T::ONE);
         Ok(Gradients {
             loss,
             emb: grad,
             params: Vec::new(),
         })
     }
-}
-
-/// Scratch buffers of one worker, sized for the finest level.
-struct Scratch {
-    hist: Vec<f64>,
-    tail: Vec<f64>,
-    coef: Vec<f64>,
 }
 
 impl Fappy {
@@ -139,29 +143,38 @@ impl Fappy {
     }
 
     /// Each level's factor on its summed FPP terms: the weighting divided by positive-pair counts.
-    fn level_coefficients<T: Real>(&self, g: &[T], n: usize, labels: &[i64], cells: &[usize]) -> Vec<f64> {
-        let levels = cells.len();
-        // P_l = #{positive pairs i<j with s_ij ≤ 1 − δ_l}.
-        let count: Vec<usize> = (0..n)
+    fn level_coefficients<T: Real>(&self, g: &[T], n: usize, labels: &[i64], levels: usize) -> Vec<f64> {
+        // P_l = #{positive pairs i<j with s_ij ≤ 1 − δ_l}; the bound rises with l, so a pair
+        // counts from its first such level on.
+        let bounds: Vec<f64> = (0..levels).map(|l| 1.0 - 2.0 / (1u64 << l) as f64).collect();
+        let mut members: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (i, &l) in labels.iter().enumerate() {
+            members.entry(l).or_default().push(i);
+        }
+        let first = (0..n)
             .into_par_iter()
-            .map(|i| {
-                let mut c = vec![0usize; levels];
-                for j in i + 1..n {
-                    if labels[i] == labels[j] {
+            .fold(
+                || vec![0usize; levels + 1],
+                |mut first, i| {
+                    let class = &members[&labels[i]];
+                    for &j in &class[class.partition_point(|&j| j <= i)..] {
                         let s = g[i * n + j].to_f64().clamp(-1.0, 1.0);
-                        for (l, &cl) in cells.iter().enumerate() {
-                            if s <= 1.0 - 2.0 / cl as f64 {
-                                c[l] += 1;
-                            }
-                        }
+                        first[bounds.partition_point(|&b| b < s)] += 1;
                     }
-                }
-                c
-            })
+                    first
+                },
+            )
             .reduce(
-                || vec![0; levels],
+                || vec![0; levels + 1],
                 |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
             );
+        let count: Vec<usize> = first[..levels]
+            .iter()
+            .scan(0, |acc, &c| {
+                *acc += c;
+                Some(*acc)
+            })
+            .collect();
         let halving = |l: usize| 0.5f64.powi((levels - l) as i32);
         match self.weighting {
             FappyWeighting::Halving => (0..levels)
@@ -181,84 +194,4 @@ impl Fappy {
                 .collect(),
         }
     }
-}
-
-/// Cell index and right-node weight of similarity `s` on a grid of `cells` cells over `[−1, 1]`.
-#[inline(always)]
-fn locate(s: f64, cells: usize) -> (usize, f64) {
-    let u = (s.clamp(-1.0, 1.0) + 1.0) * (cells as f64 / 2.0);
-    let c = (u as usize).min(cells - 1); // u ≥ 0: truncation is floor, with no libm call
-    (c, (u - c as f64).min(1.0))
-}
-
-/// Anchor `a`'s FPP halves at every level; overwrites its Gram row with `d loss / d s_aj`.
-fn anchor_row<T: Real>(
-    row: &mut [T],
-    labels: &[i64],
-    a: usize,
-    nneg: usize,
-    cells: &[usize],
-    coef: &[f64],
-    scr: &mut Scratch,
-) -> f64 {
-    let n = row.len();
-    let sims: Vec<f64> = row.iter().map(|v| v.to_f64()).collect();
-    let mut out = vec![0.0f64; n];
-    let mut loss = 0.0;
-    let inv_neg = 1.0 / nneg as f64;
-    for (&nc, &k) in cells.iter().zip(coef) {
-        if k == 0.0 {
-            continue;
-        }
-        let delta = 2.0 / nc as f64;
-        let hist = &mut scr.hist[..nc + 2];
-        hist.fill(0.0);
-        for j in (0..n).filter(|&j| labels[j] != labels[a]) {
-            let (c, f) = locate(sims[j], nc);
-            hist[c] += (1.0 - f) * inv_neg;
-            hist[c + 1] += f * inv_neg;
-        }
-        // tail[m] = Σ_{m' ≥ m} hist[m'], with tail[nc + 1] = 0.
-        let tail = &mut scr.tail[..nc + 2];
-        tail[nc + 1] = 0.0;
-        for m in (0..=nc).rev() {
-            tail[m] = tail[m + 1] + hist[m];
-        }
-        // Steps of the per-node coefficient g_m (A at m = b, 1 above), summed over positives.
-        let steps = &mut scr.coef[..nc + 2];
-        steps.fill(0.0);
-        let mut any = false;
-        for j in (0..n).filter(|&j| j != a && labels[j] == labels[a]) {
-            let s = sims[j].clamp(-1.0, 1.0);
-            if s > 1.0 - delta {
-                continue;
-            }
-            let (b, w_right) = locate(s, nc);
-            let w_left = 1.0 - w_right;
-            loss += k * (w_left * tail[b] + w_right * tail[b + 1]);
-            if passes_gradient(sims[j]) {
-                out[j] -= k * hist[b] / delta;
-            }
-            steps[b] += k * w_left;
-            steps[b + 1] += k * w_right;
-            any = true;
-        }
-        if !any {
-            continue;
-        }
-        for m in 1..=nc {
-            steps[m] += steps[m - 1];
-        }
-        let scale = inv_neg / delta;
-        for j in (0..n).filter(|&j| labels[j] != labels[a]) {
-            if passes_gradient(sims[j]) {
-                let (c, _) = locate(sims[j], nc);
-                out[j] += scale * (steps[c + 1] - steps[c]);
-            }
-        }
-    }
-    for (r, o) in row.iter_mut().zip(&out) {
-        *r = T::from_f64(*o);
-    }
-    loss
 }

@@ -1,0 +1,256 @@
+//! Triplet margin loss: "Distance Metric Learning for Large Margin Nearest Neighbor
+//! Classification", Weinberger, Saul (JMLR 2009) and "FaceNet", Schroff, Kalenichenko, Philbin
+//! (CVPR 2015), as PyTorch Metric Learning 2.9's `TripletMarginLoss` computes it, alone or behind
+//! one of PML's triplet miners.
+//!
+//! Euclidean distances `d_ij` of the embeddings as given. A triplet `(a, p, n)` has `p ≠ a` of `a`'s
+//! class and `n` of another; it costs `ℓ_apn = [(d_ap − d_an) + margin]₊` and
+//!
+//! `L = mean{ℓ_apn > 0}` over the triplets used (PML's `AvgNonZeroReducer`; 0 when none is `> 0`).
+//!
+//! `mining` chooses the triplets:
+//! - `"all"` (default; PML's `triplets_per_anchor="all"`): every triplet of the batch. PML builds
+//!   the `N×N×N` triplet mask; here each anchor sorts its negatives' distances once, and for each
+//!   positive the negatives with `ℓ > 0` are a prefix found by binary search, summed with prefix
+//!   sums: `O(N² log N)` time, `O(N²)` memory.
+//! - `"batch-hard"` (PML's `BatchHardMiner`): one triplet per anchor that has a positive and a
+//!   negative, its farthest positive and its nearest negative (on a tie the lowest index, as
+//!   `torch.max`/`torch.min`).
+//! - `"semi-hard"` (PML's `TripletMarginMiner(margin=miner_margin, type_of_triplets="semihard")`):
+//!   the triplets with `0 < d_an − d_ap ≤ miner_margin`, a window of each anchor's sorted
+//!   negatives per positive.
+//!
+//! Defaults are PML's: `margin = 0.05` (its `TripletMarginLoss`), `miner_margin = 0.2` (its
+//! `TripletMarginMiner`, read by `"semi-hard"` only). Every comparison is the floating-point
+//! expression PML evaluates (`(d_ap − d_an) + margin > 0`, `d_an − d_ap > 0`,
+//! `d_an − d_ap ≤ miner_margin`); the hinge at its margin and a pair at distance 0 pass no gradient.
+//!
+//! ```
+//! use embedrank_core::{Loss, Triplet};
+//! // Anchor 0 at distance 1 from its positive and 1.02 from its negative: ℓ = 0.05 − 0.02.
+//! let emb = [0.0, 0.0, 1.0, 0.0, 0.0, 1.02];
+//! let out = Triplet::default().loss_and_grad(&emb, 2, &[0, 0, 1]).unwrap();
+//! // Anchor 1 (positive 0, negative 2 at √(1 + 1.02²) ≈ 1.43) has no violation.
+//! assert!((out.loss - 0.03).abs() < 1e-6);
+//! ```
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::batch::symmetrize;
+use super::batch::{check_batch, check_finite};
+use super::distance::{divide_by_distance, euclidean, euclidean_backward, pair_weight};
+use super::reduce::NonZeroMean;
+use super::{Gradients, LossError, LossInput, LossMath};
+use crate::real::Real;
+
+/// Which triplets the loss uses (`mining = "all" | "batch-hard" | "semi-hard"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TripletMining {
+    /// Every triplet of the batch (PML's `TripletMarginLoss` without a miner).
+    #[default]
+    All,
+    /// Farthest positive and nearest negative per anchor (PML's `BatchHardMiner`).
+    BatchHard,
+    /// `0 < d_an − d_ap ≤ miner_margin` (PML's `TripletMarginMiner`, `type_of_triplets="semihard"`).
+    SemiHard,
+}
+
+/// Triplet margin loss with PML's defaults; `[loss] kind = "triplet"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Triplet {
+    /// The margin of the hinge `[(d_ap − d_an) + margin]₊` (default 0.05).
+    pub margin: f64,
+    /// Which triplets are used (default `all`).
+    pub mining: TripletMining,
+    /// The semi-hard miner's margin: `d_an − d_ap ≤ miner_margin` (default 0.2).
+    pub miner_margin: f64,
+}
+
+impl Default for Triplet {
+    fn default() -> Self {
+        Self {
+            margin: 0.05,
+            mining: TripletMining::All,
+            miner_margin: 0.2,
+        }
+    }
+}
+
+impl LossMath for Triplet {
+    const NAME: &'static str = "triplet";
+
+    fn validate(&self) -> Result<(), LossError> {
+        check_finite("margin", self.margin)?;
+        check_finite("miner_margin", self.miner_margin)
+    }
+
+    fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
+        let (emb, dim, labels) = (input.emb, input.dim, input.labels);
+        let n = check_batch(emb, dim, labels)?;
+        let dist = euclidean(emb, n, dim);
+        if self.mining == TripletMining::BatchHard {
+            return Ok(self.batch_hard(&dist, emb, n, dim, labels));
+        }
+        // Per anchor row: ∂(Σ counted ℓ)/∂d_aj, then scaled by 1/count.
+        let mut coef = vec![T::ZERO; n * n];
+        let total = coef
+            .par_chunks_mut(n)
+            .enumerate()
+            .map_init(Scratch::default, |scr, (a, row)| {
+                self.anchor_windows(a, &dist[a * n..(a + 1) * n], labels, row, scr)
+            })
+            .reduce(NonZeroMean::default, NonZeroMean::merge);
+        if total.count == 0 {
+            return Ok(Gradients::zero(n, dim, 0));
+        }
+        // Anchor-wise ∂/∂d_aj, summed over both orders of each pair, over d, times 1/count.
+        symmetrize(&mut coef, n);
+        divide_by_distance(&mut coef, &dist);
+        let w = T::from_f64(total.weight());
+        coef.par_iter_mut().for_each(|c| *c = *c * w);
+        Ok(Gradients {
+            loss: total.value(),
+            emb: euclidean_backward(&coef, emb, n, dim),
+            params: Vec::new(),
+        })
+    }
+}
+
+/// Per-anchor buffers of one worker.
+#[derive(Default)]
+struct Scratch {
+    pos: Vec<(f64, usize)>,
+    neg: Vec<(f64, usize)>,
+    prefix: Vec<f64>,
+    cover: Vec<i64>,
+}
+
+impl Triplet {
+    /// Anchor `a`'s triplets of `all` / `semi-hard`: their count and summed loss; writes the
+    /// unscaled `∂(Σ ℓ)/∂d_aj` into `coef` (`+k` for a positive in `k` counted triplets, `−k` for a
+    /// negative in `k`).
+    fn anchor_windows<T: Real>(
+        &self,
+        a: usize,
+        dist: &[T],
+        labels: &[i64],
+        coef: &mut [T],
+        scr: &mut Scratch,
+    ) -> NonZeroMean {
+        let Scratch {
+            pos,
+            neg,
+            prefix,
+            cover,
+        } = scr;
+        pos.clear();
+        neg.clear();
+        for (j, (&d, &l)) in dist.iter().zip(labels).enumerate() {
+            if j == a {
+                continue;
+            }
+            let side = if l == labels[a] { &mut *pos } else { &mut *neg };
+            side.push((d.to_f64(), j));
+        }
+        if pos.is_empty() || neg.is_empty() {
+            return NonZeroMean::default();
+        }
+        neg.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+        prefix.clear();
+        prefix.push(0.0);
+        let mut run = 0.0;
+        prefix.extend(neg.iter().map(|&(d, _)| {
+            run += d;
+            run
+        }));
+        cover.clear();
+        cover.resize(neg.len() + 1, 0);
+        let (m, mm) = (self.margin, self.miner_margin);
+        let mut acc = NonZeroMean::default();
+        for &(dap, p) in pos.iter() {
+            // Each predicate is monotone in d_an, so each bound is a binary search.
+            let hinge = neg.partition_point(|&(dan, _)| (dap - dan) + m > 0.0);
+            let (lo, hi) = match self.mining {
+                TripletMining::SemiHard => {
+                    let lo = neg.partition_point(|&(dan, _)| dan - dap <= 0.0);
+                    let hi = neg.partition_point(|&(dan, _)| dan - dap <= mm).min(hinge);
+                    (lo, hi.max(lo))
+                }
+                _ => (0, hinge),
+            };
+            let k = hi - lo;
+            if k == 0 {
+                continue;
+            }
+            acc.add(k as f64 * (dap + m) - (prefix[hi] - prefix[lo]), k);
+            coef[p] = T::from_f64(k as f64);
+            cover[lo] += 1;
+            cover[hi] -= 1;
+        }
+        // How many counted triplets each (sorted) negative is in.
+        let mut inside = 0;
+        for (&(_, j), &step) in neg.iter().zip(cover.iter()) {
+            inside += step;
+            if inside != 0 {
+                coef[j] = T::from_f64(-(inside as f64));
+            }
+        }
+        acc
+    }
+
+    /// `mining = "batch-hard"`: one triplet per anchor, its gradient on two pairs.
+    fn batch_hard<T: Real>(&self, dist: &[T], emb: &[T], n: usize, dim: usize, labels: &[i64]) -> Gradients<T> {
+        let picks: Vec<Option<(usize, usize, f64)>> = (0..n)
+            .into_par_iter()
+            .map(|a| {
+                let mut hardest_p: Option<(f64, usize)> = None;
+                let mut hardest_n: Option<(f64, usize)> = None;
+                for (j, (&d, &l)) in dist[a * n..(a + 1) * n].iter().zip(labels).enumerate() {
+                    let d = d.to_f64();
+                    if j == a {
+                        continue;
+                    } else if l == labels[a] {
+                        if hardest_p.is_none_or(|(best, _)| d > best) {
+                            hardest_p = Some((d, j));
+                        }
+                    } else if hardest_n.is_none_or(|(best, _)| d < best) {
+                        hardest_n = Some((d, j));
+                    }
+                }
+                let ((dap, p), (dan, neg)) = (hardest_p?, hardest_n?);
+                let loss = (dap - dan) + self.margin;
+                (loss > 0.0).then_some((p, neg, loss))
+            })
+            .collect();
+        let mut total = NonZeroMean::default();
+        for &(_, _, loss) in picks.iter().flatten() {
+            total.push(loss);
+        }
+        if total.count == 0 {
+            return Gradients::zero(n, dim, 0);
+        }
+        // Two pairs per counted anchor, in both orders: the backward pass takes its sparse route.
+        let w = total.weight();
+        let mut weights = vec![T::ZERO; n * n];
+        for (a, &(p, neg, _)) in picks
+            .iter()
+            .enumerate()
+            .filter_map(|(a, pick)| pick.as_ref().map(|p| (a, p)))
+        {
+            for (j, dl_dd) in [(p, w), (neg, -w)] {
+                let v = T::from_f64(pair_weight(dl_dd, dist[a * n + j].to_f64()));
+                weights[a * n + j] += v;
+                weights[j * n + a] += v;
+            }
+        }
+        let grad = euclidean_backward(&weights, emb, n, dim);
+        Gradients {
+            loss: total.value(),
+            emb: grad,
+            params: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `[model]`: the backbone (a tagged enum on `arch`, each variant with only its own keys) and the
+//! settings every network shares (embedding size, memory layout, batch-norm mode).
+//!
+//! ```toml
+//! [model]
+//! arch = "resnet50"
+//! dim = 512
+//! channels_last = true
+//! frozen_bn = false
+//! ```
+
+use embedrank_core::settings::{self, SettingsError, Tagged, Tree};
+use serde::{Deserialize, Serialize};
+
+/// The small CNN's settings (none yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SmallCnnConfig {}
+
+/// A torchvision ResNet's settings (none yet: the depth is the variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetConfig {}
+
+/// The network before the embedding head: `arch` and that architecture's own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "arch", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Backbone {
+    /// 3 conv-BN-ReLU-max-pool blocks (32/64/128 channels), global average pool.
+    SmallCnn(SmallCnnConfig),
+    /// torchvision's ResNet-18 without `fc` (512 features).
+    Resnet18(ResNetConfig),
+    /// torchvision's ResNet-50 without `fc` (2048 features).
+    Resnet50(ResNetConfig),
+}
+
+impl Default for Backbone {
+    fn default() -> Self {
+        Self::SmallCnn(SmallCnnConfig::default())
+    }
+}
+
+impl Backbone {
+    /// The `arch` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SmallCnn(_) => "small-cnn",
+            Self::Resnet18(_) => "resnet18",
+            Self::Resnet50(_) => "resnet50",
+        }
+    }
+}
+
+impl Tagged for Backbone {
+    const SECTION: &'static str = "model";
+    const TAG: &'static str = "arch";
+    const KINDS: &'static [&'static str] = &["small-cnn", "resnet18", "resnet50"];
+
+    fn default_of(kind: &str) -> Option<Self> {
+        match kind {
+            "small-cnn" => Some(Self::SmallCnn(SmallCnnConfig::default())),
+            "resnet18" => Some(Self::Resnet18(ResNetConfig::default())),
+            "resnet50" => Some(Self::Resnet50(ResNetConfig::default())),
+            _ => None,
+        }
+    }
+
+    fn variant_from_tree(kind: &str, tree: Tree) -> Result<Self, SettingsError> {
+        Ok(match kind {
+            "resnet18" => Self::Resnet18(settings::deserialize("model", tree)?),
+            "resnet50" => Self::Resnet50(settings::deserialize("model", tree)?),
+            _ => Self::SmallCnn(settings::deserialize("model", tree)?),
+        })
+    }
+}
+
+/// The settings every backbone shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Shared {
+    dim: usize,
+    channels_last: bool,
+    frozen_bn: bool,
+}
+
+/// `[model]`: backbone and embedding size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The backbone (`arch`).
+    pub backbone: Backbone,
+    /// Embedding dimension (the linear head's output, then L2-normalised).
+    pub dim: usize,
+    /// Store images and conv weights channels-last (NHWC): faster CPU convolutions, same results
+    /// up to floating-point summation order.
+    pub channels_last: bool,
+    /// Keep batch-norm layers in inference mode with their statistics and affine parameters fixed.
+    pub frozen_bn: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            backbone: Backbone::default(),
+            dim: 64,
+            channels_last: true,
+            frozen_bn: false,
+        }
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let m = ModelConfig::default();
+        Self {
+            dim: m.dim,
+            channels_last: m.channels_last,
+            frozen_bn: m.frozen_bn,
+        }
+    }
+}
+
+/// The keys of [`Shared`], which every backbone accepts.
+const SHARED_KEYS: [&str; 3] = ["dim", "channels_last", "frozen_bn"];
+
+impl ModelConfig {
+    /// Reads a `[model]` table: `arch` (default `small-cnn`), its own keys, and the shared ones.
+    pub fn from_tree(mut tree: Tree) -> Result<Self, SettingsError> {
+        let mut shared = Tree::new();
+        for key in SHARED_KEYS {
+            if let Some(v) = tree.remove(key) {
+                shared.insert(key.to_string(), v);
+            }
+        }
+        let shared: Shared = settings::deserialize("model", shared)?;
+        Ok(Self {
+            backbone: Backbone::from_tree(tree)?,
+            dim: shared.dim,
+            channels_last: shared.channels_last,
+            frozen_bn: shared.frozen_bn,
+        })
+    }
+
+    /// The section as a tree: `arch`, the backbone's keys, then the shared ones.
+    pub fn to_tree(&self) -> Tree {
+        let mut tree = self.backbone.to_tree();
+        let shared = Shared {
+            dim: self.dim,
+            channels_last: self.channels_last,
+            frozen_bn: self.frozen_bn,
+        };
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(shared) {
+            tree.extend(map);
+        }
+        tree
+    }
+
+    /// The keys backbone `arch` accepts, shared ones included.
+    pub fn keys_of(arch: &str) -> Vec<String> {
+        let mut keys = Backbone::keys_of(arch);
+        keys.extend(SHARED_KEYS.iter().map(|k| k.to_string()));
+        keys
+    }
+}
+
+impl Serialize for ModelConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // `arch` and its keys first, then the shared keys in declaration order.
+        let backbone = self.backbone.to_tree();
+        let mut map = s.serialize_map(Some(backbone.len() + SHARED_KEYS.len()))?;
+        map.serialize_entry(Backbone::TAG, self.backbone.name())?;
+        for (k, v) in backbone.iter().filter(|(k, _)| k.as_str() != Backbone::TAG) {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("dim", &self.dim)?;
+        map.serialize_entry("channels_last", &self.channels_last)?;
+        map.serialize_entry("frozen_bn", &self.frozen_bn)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_tree(Tree::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
