@@ -12,7 +12,7 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle clean
+.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
 
 all: build
 
@@ -52,6 +52,22 @@ demo: venv release
 	@data="$$(scripts/fashion-mnist.sh $(DATA))" && \
 	echo "Fashion-MNIST: $$data" && \
 	$(RELEASE_BIN) train --data "$$data" --out runs/demo --overwrite
+
+## Coverage-guided fuzzing of the readers of untrusted files (not part of `test`): each target of
+## fuzz/ runs FUZZ_SECONDS (default 60) from the seeds in fuzz/seeds/<target> (corpus kept in
+## fuzz/corpus/<target>, crashes in fuzz/artifacts/<target>). cargo-fuzz needs nightly flags:
+## RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. FUZZ_TARGETS=npy,pth to run some.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= npy idx mat safetensors pickle pth datasets image
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@for t in $(subst $(comma), ,$(FUZZ_TARGETS)); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p fuzz/corpus/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 || exit 1; \
+	done
+comma := ,
 
 ## Benchmarks: embedrank side by side with the PyTorch / PML / faiss equivalent, in one run.
 bench: bench-loss bench-eval bench-train bench-data

@@ -210,6 +210,27 @@ def test_recall_at_k(tmp_path, self_set, inshop_set, which):
         assert got["recall_at_k"][str(k)] == pytest.approx(want[f"recall_at_{k}"], abs=1e-6), k
 
 
+@pytest.mark.parametrize("k", ["max_bin_count", 9])
+def test_queries_among_the_references_paired_by_id(tmp_path, self_set, k):
+    """PML's ref_includes_query (the queries are the first rows of the reference set, each query's
+    own row left out) against `eval --ids --ref-ids`, with the reference set shuffled so that only
+    the ids can pair each query with its own row."""
+    r, rl = self_set
+    q, ql = r[:250], rl[:250]
+    f = lambda x: torch.from_numpy(np.ascontiguousarray(x))  # noqa: E731
+    calc = Calculator(include=KNN_METRICS, k=k, device=torch.device("cpu"),
+                      knn_func=FaissKNN(index_init_fn=faiss.IndexFlatIP))
+    want = calc.get_accuracy(f(q), f(ql), f(r), f(rl), ref_includes_query=True)
+    ids = np.arange(len(r), dtype=np.int64) + 5000
+    perm = np.random.default_rng(3).permutation(len(r))
+    np.save(tmp_path / "qi.npy", ids[:250])
+    np.save(tmp_path / "ri.npy", ids[perm])
+    id_args = ["--ids", str(tmp_path / "qi.npy"), "--ref-ids", str(tmp_path / "ri.npy")]
+    got = embedrank(tmp_path, q, ql, r[perm], rl[perm], "--k", str(k), "--metrics", ",".join(KNN_METRICS), *id_args)
+    check_knn_metrics(got, want)
+    assert got["same_id_pairs_left_out"] == 250
+
+
 def test_full_self_matrix_schedule_gives_the_same_numbers(tmp_path, self_set):
     q, ql = self_set
     metrics = ["--metrics", ",".join(KNN_METRICS), "--k", "100", "--block", "37"]

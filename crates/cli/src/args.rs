@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Evaluate embeddings for retrieval: PML's metrics on an exact kNN, plus NMI/AMI.
-    Eval(EvalArgs),
+    Eval(Box<EvalArgs>),
     /// Compute a loss (and its gradient) on embeddings stored as .npy files.
     Loss(LossArgs),
     /// Train an embedding network with a ranking loss and evaluate it (Recall@K, MAP@R).
@@ -36,8 +36,9 @@ pub enum Command {
 /// Arguments of `embedrank embed`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "For each split, writes OUT/<split>_embeddings.npy (float32, N×dim, L2-normalised) and \
-OUT/<split>_labels.npy (int64). Images are resized and centre-cropped as at test time. An image that cannot \
+    after_help = "For each split, writes OUT/<split>_embeddings.npy (float32, N×dim, L2-normalised), \
+OUT/<split>_labels.npy (int64) and OUT/<split>_ids.npy (int64, one id per image of the dataset: an image \
+in two splits has the same id in both, so `eval --ids --ref-ids` can leave each query's own image out). Images are resized and centre-cropped as at test time. An image that cannot \
 be decoded is skipped with a warning (its row left out) unless --strict."
 )]
 pub struct EmbedArgs {
@@ -118,7 +119,9 @@ pub struct LossArgs {
 #[command(
     after_help = "Embeddings are L2-normalised on load (ranking by cosine similarity); a NaN/Inf or all-zero row \
 is an error. Without --ref-embeddings the query set is searched against itself, each query's own index \
-excluded. Queries whose label has no other instance in the reference set are left out of the kNN metrics \
+excluded. With --ref-embeddings the sets are separate, unless --ids/--ref-ids pair each query with its own \
+item among the references (e.g. OML's rows that are both query and gallery), which is then left out; a \
+reference set equal to the query set with every query paired to itself is the self-search. Queries whose label has no other instance in the reference set are left out of the kNN metrics \
 and counted as excluded, as PML's AccuracyCalculator does. Ties in score rank the lower reference index first.\n\n\
 With --checkpoint RUN_DIR instead of .npy files, the run's network embeds the dataset (--dataset, --data; default: \
 the run's) and every paper protocol of the dataset is scored (or --protocol NAME): SOP test vs test \
@@ -143,6 +146,14 @@ pub struct EvalArgs {
     /// Reference labels.
     #[arg(long, value_name = "RL.npy", requires = "ref_embeddings")]
     pub ref_labels: Option<PathBuf>,
+    /// Query ids, a length-N integer .npy (as `embed` writes): a reference with a query's own id is
+    /// that query's own item, left out of its ranking (OML's ids; for a reference set that contains
+    /// the queries).
+    #[arg(long, value_name = "QI.npy", requires = "ref_ids")]
+    pub ids: Option<PathBuf>,
+    /// Reference ids, one per reference row (see --ids).
+    #[arg(long, value_name = "RI.npy", requires_all = ["ids", "ref_embeddings"])]
+    pub ref_ids: Option<PathBuf>,
     /// The K of Recall@K, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     pub recall_at: Vec<usize>,

@@ -200,3 +200,122 @@ mean_average_precision,mean_reciprocal_rank";
     }
     assert_fails(&eval(&q, &ql, &["--knn-device", "tpu"]), &["--knn-device must be"]);
 }
+
+/// Eight 2-D points at distinct angles, labels 0/1 alternating, and ids 100..107.
+fn eight() -> (Vec<f32>, Vec<i64>, Vec<i64>) {
+    let data: Vec<f32> = [0.0f32, 9.0, 23.0, 40.0, 58.0, 77.0, 99.0, 124.0]
+        .into_iter()
+        .flat_map(|d| [d.to_radians().cos(), d.to_radians().sin()])
+        .collect();
+    (data, (0..8).map(|i| i % 2).collect(), (100..108).collect())
+}
+
+fn json_of(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("timings");
+    v
+}
+
+#[test]
+fn ids_leave_each_query_s_own_item_out_of_a_reference_set_that_contains_it() {
+    let case = Case::new();
+    let (data, labels, ids) = eight();
+    let all = case.matrix("all.npy", &data, 8, 2);
+    let all_l = case.labels("all_l.npy", &labels);
+    let all_i = case.labels("all_i.npy", &ids);
+    // The same file as query and reference set: each query finds itself (R@1 = 1), with a warning.
+    let same = ["--ref-embeddings", s(&all), "--ref-labels", s(&all_l)];
+    let naive = case.path("naive.json");
+    let out = eval(&all, &all_l, &[&same[..], &["--json", s(&naive)]].concat());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("each query finds itself first"));
+    assert_eq!(json_of(&naive)["precision_at_1"].as_f64(), Some(1.0));
+    // With ids: exactly the self-search (the query set against itself, own index excluded).
+    let (with_ids, alone) = (case.path("ids.json"), case.path("self.json"));
+    let ids_args = ["--ids", s(&all_i), "--ref-ids", s(&all_i), "--json", s(&with_ids)];
+    let out = eval(&all, &all_l, &[&same[..], &ids_args[..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 queries paired by id"));
+    assert!(eval(&all, &all_l, &["--json", s(&alone)]).status.success());
+    let mut got = json_of(&with_ids);
+    assert_eq!(
+        got.as_object_mut().unwrap().remove("same_id_pairs_left_out"),
+        Some(8.into())
+    );
+    assert_eq!(got, json_of(&alone));
+    assert!(got["precision_at_1"].as_f64().unwrap() < 1.0);
+
+    // Queries that are some of the references, in another order: each leaves only itself out.
+    // Hand-checked: reference angles 0 9 23 40 58 77 99 124 (labels 0 1 0 1 0 1 0 1); queries
+    // 40° (label 1) and 0° (label 0). 40°'s nearest others: 23° (0), 58° (0), 9° (1): R = 3
+    // class-mates, k = 3; 0°'s: 9° (1), 23° (0), 40° (1): R = 3.
+    let q = case.matrix("q.npy", &[data[6], data[7], data[0], data[1]], 2, 2);
+    let ql = case.labels("ql.npy", &[1, 0]);
+    let qi = case.labels("qi.npy", &[103, 100]);
+    let sub = case.path("sub.json");
+    let args = [&same[..], &["--ids", s(&qi), "--ref-ids", s(&all_i), "--json", s(&sub)]].concat();
+    let out = eval(
+        &q,
+        &ql,
+        &[
+            &args[..],
+            &[
+                "--recall-at",
+                "1,2,3",
+                "--metrics",
+                "precision_at_1,recall_at_k,r_precision",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&sub);
+    assert_eq!(v["precision_at_1"].as_f64(), Some(0.0));
+    assert_eq!(v["recall_at_k"]["2"].as_f64(), Some(0.5));
+    assert_eq!(v["recall_at_k"]["3"].as_f64(), Some(1.0));
+    // r_precision: 40° has 1 class-mate in its top 3, 0° has 1: (1/3 + 1/3) / 2.
+    assert!((v["r_precision"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12, "{v}");
+    assert_eq!(v["k"].as_u64(), Some(3));
+
+    // Inconsistent ids are refused, naming the problem.
+    let dup = case.labels("dup.npy", &[100, 100]);
+    let out = eval(
+        &q,
+        &ql,
+        &[&same[..], &["--ids", s(&dup), "--ref-ids", s(&all_i)]].concat(),
+    );
+    assert_fails(&out, &["query id 100 appears twice"]);
+    let wrong = case.labels("wrong.npy", &[102, 100]);
+    let out = eval(
+        &q,
+        &ql,
+        &[&same[..], &["--ids", s(&wrong), "--ref-ids", s(&all_i)]].concat(),
+    );
+    assert_fails(&out, &["id 102 is labelled 1 as query row 0 but 0 as reference row 2"]);
+    let short = case.labels("short.npy", &[100]);
+    let out = eval(
+        &q,
+        &ql,
+        &[&same[..], &["--ids", s(&short), "--ref-ids", s(&all_i)]].concat(),
+    );
+    assert_fails(&out, &["short.npy", "1 query ids for 2 query rows"]);
+    assert_fails(&eval(&q, &ql, &["--ids", s(&qi)]), &["--ref-ids"]);
+}
+
+#[test]
+fn batch_size_zero_is_refused() {
+    for cmd in ["eval", "embed"] {
+        let out = embedrank(&[cmd, "--checkpoint", "run", "--batch-size", "0"]);
+        assert_fails(&out, &["--batch-size", "at least 1"]);
+    }
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let case = Case::new();
+    let (_, ql) = good(&case);
+    let out = eval(&case.path("missing.npy"), &ql, &[]);
+    assert_fails(&out, &["missing.npy: No such file or directory"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -1,7 +1,8 @@
 //! End to end on miniature replicas of the papers' datasets: a ResNet-18 at small resolution,
 //! initialised from torchvision-named weights, trained with FastAP and the super-category pair
 //! sampler (chunked back-propagation), then `eval --checkpoint` under each dataset's paper
-//! protocol and `embed`, whose `.npy` output `eval` scores to the same numbers.
+//! protocol and `embed`, whose `.npy` output `eval` scores to the same numbers (on an OML CSV
+//! whose queries are also gallery items too, the ids `embed` writes pairing each query with itself).
 
 mod common;
 
@@ -235,4 +236,86 @@ fn dataset_and_weight_errors_are_clear() {
     args[4] = s(tmp.path());
     args[2] = "cub";
     common::assert_fails(&embedrank(&args), &["images.txt"]);
+}
+
+/// OML CSV, every validation row both query and gallery: `embed` writes identical query and gallery
+/// files and the ids pairing them; `eval` with those ids reproduces `eval --checkpoint` exactly,
+/// while without them every query finds itself (Recall@1 = 1).
+#[test]
+fn embed_then_eval_with_ids_reproduces_eval_checkpoint_on_a_csv_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = replicas::csv(&tmp.path().join("csv"));
+    let run = tmp.path().join("run");
+    #[rustfmt::skip]
+    let train = [
+        "train", "--dataset", "csv", "--data", s(&csv), "--arch", "small-cnn", "--dim", "8",
+        "--image-size", "32", "--resize", "36", "--batch-size", "12", "--m", "3", "--epochs", "1",
+        "--workers", "2", "--threads", "2", "--out", s(&run),
+    ];
+    ok(&embedrank(&train));
+    let eval_json = tmp.path().join("eval.json");
+    let (text, _) = ok(&embedrank(&["eval", "--checkpoint", s(&run), "--json", s(&eval_json)]));
+    assert!(
+        text.contains("query (24 images) against itself, self excluded"),
+        "{text}"
+    );
+    let want = json(&eval_json)["protocols"]["query-gallery"].clone();
+
+    let emb = tmp.path().join("emb");
+    let (text, _) = ok(&embedrank(&["embed", "--checkpoint", s(&run), "--out", s(&emb)]));
+    assert!(
+        text.contains("query: 24 × 8") && text.contains("gallery: 24 × 8"),
+        "{text}"
+    );
+    assert!(text.contains("--ids ") && text.contains("--ref-ids "), "{text}");
+    let f = |name: &str| emb.join(name).to_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read(f("query_ids.npy")).unwrap(),
+        std::fs::read(f("gallery_ids.npy")).unwrap()
+    );
+    let metrics = "precision_at_1,recall_at_k,r_precision,mean_average_precision_at_r";
+    let score = |ids: bool| {
+        let out = tmp.path().join(format!("npy-{ids}.json"));
+        let mut args = vec![
+            "eval".to_string(),
+            "--embeddings".into(),
+            f("query_embeddings.npy"),
+            "--labels".into(),
+            f("query_labels.npy"),
+            "--ref-embeddings".into(),
+            f("gallery_embeddings.npy"),
+            "--ref-labels".into(),
+            f("gallery_labels.npy"),
+            "--recall-at".into(),
+            "1,5,10".into(),
+            "--metrics".into(),
+            metrics.into(),
+            "--json".into(),
+            out.to_str().unwrap().into(),
+        ];
+        if ids {
+            args.extend([
+                "--ids".into(),
+                f("query_ids.npy"),
+                "--ref-ids".into(),
+                f("gallery_ids.npy"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_, err) = ok(&embedrank(&args));
+        (json(&out), err)
+    };
+    let (naive, err) = score(false);
+    assert_eq!(
+        naive["precision_at_1"].as_f64(),
+        Some(1.0),
+        "the bug: each query finds itself"
+    );
+    assert!(err.contains("each query finds itself first"), "{err}");
+    let (got, _) = score(true);
+    for m in ["precision_at_1", "r_precision", "mean_average_precision_at_r"] {
+        assert_eq!(got[m].as_f64(), want[m].as_f64(), "{m}: {got} vs {want}");
+    }
+    assert_eq!(got["recall_at_k"], want["recall_at_k"]);
+    assert!(want["precision_at_1"].as_f64().unwrap() < 1.0, "{want}");
 }

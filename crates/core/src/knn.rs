@@ -10,6 +10,11 @@
 //! - [`knn_self`]: a set against itself, each row's own index excluded. With
 //!   [`KnnOptions::symmetric`] (the default) only the tiles `(I, J)` with `J ≥ I` are computed and
 //!   each off-diagonal tile feeds both its rows and (transposed) its columns: half the products.
+//! - [`knn_excluding`]: queries against a separate reference set, each query with (at most) one
+//!   reference left out, e.g. the query's own image when the reference set contains it.
+//!
+//! Before allocating, each search estimates its peak memory ([`search_bytes`]) and refuses, with
+//! the figure, a search that cannot fit ([`crate::memory::check`]).
 //!
 //! Results follow the tie rule of [`crate::topk`]: higher score first, then lower reference
 //! index; they are deterministic whatever the block size or thread count. `k` is clipped to the
@@ -20,6 +25,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::linalg::matmul_abt_single;
+use crate::memory::{self, MemoryError};
 use crate::progress::Progress;
 use crate::topk::{slack, Hit, TopKRows};
 
@@ -44,6 +50,12 @@ pub enum KnnError {
         /// The maximum.
         max: usize,
     },
+    /// The list of excluded references does not match the queries or names a missing reference.
+    #[error("the exclusion list {0}")]
+    Exclusion(String),
+    /// The search would not fit in memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 }
 
 /// Tuning of the streamed search.
@@ -131,7 +143,52 @@ pub fn knn(
 ) -> Result<Neighbours, KnnError> {
     let nq = rows_of("the query set", queries, dim)?;
     let nr = rows_of("the reference set", refs, dim)?;
-    Ok(streamed(queries, nq, refs, nr, dim, k.min(nr), false, opts, progress))
+    let k = k.min(nr);
+    check_memory(nq, nr, k, false, opts)?;
+    Ok(streamed(queries, nq, refs, nr, dim, k, Skip::Nothing, opts, progress))
+}
+
+/// [`knn`] with reference `exclude[i]` (if any) left out of query `i`'s neighbours. `k` is clipped
+/// to the reference size, minus one if any reference is left out.
+pub fn knn_excluding(
+    queries: &[f32],
+    refs: &[f32],
+    dim: usize,
+    k: usize,
+    exclude: &[Option<u32>],
+    opts: &KnnOptions,
+    progress: &dyn Progress,
+) -> Result<Neighbours, KnnError> {
+    let nq = rows_of("the query set", queries, dim)?;
+    let nr = rows_of("the reference set", refs, dim)?;
+    if exclude.len() != nq {
+        return Err(KnnError::Exclusion(format!(
+            "has {} entries for {nq} queries",
+            exclude.len()
+        )));
+    }
+    if let Some((i, j)) = exclude
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| e.filter(|&j| j as usize >= nr).map(|j| (i, j)))
+    {
+        return Err(KnnError::Exclusion(format!(
+            "leaves reference {j} out of query {i}, but there are {nr} references"
+        )));
+    }
+    let k = k.min(nr - usize::from(exclude.iter().any(Option::is_some)));
+    check_memory(nq, nr, k, false, opts)?;
+    Ok(streamed(
+        queries,
+        nq,
+        refs,
+        nr,
+        dim,
+        k,
+        Skip::PerQuery(exclude),
+        opts,
+        progress,
+    ))
 }
 
 /// The `k` highest-scoring other rows of `emb` for each of its rows (its own index excluded).
@@ -144,11 +201,54 @@ pub fn knn_self(
 ) -> Result<Neighbours, KnnError> {
     let n = rows_of("the embedding set", emb, dim)?;
     let k = k.min(n.saturating_sub(1));
+    check_memory(n, n, k, true, opts)?;
     if opts.symmetric && k > 0 {
         Ok(symmetric(emb, n, dim, k, opts, progress))
     } else {
-        Ok(streamed(emb, n, emb, n, dim, k, true, opts, progress))
+        Ok(streamed(emb, n, emb, n, dim, k, Skip::Diagonal, opts, progress))
     }
+}
+
+/// The peak bytes a CPU search of `nq` queries against `nr` references for `k` neighbours
+/// allocates: the neighbour lists, the top-k buffers with their slack and the score tiles of
+/// the worker threads. `self_search`: [`knn_self`] (`nq == nr`), which with
+/// [`KnnOptions::symmetric`] buffers every row at once.
+pub fn search_bytes(nq: usize, nr: usize, k: usize, self_search: bool, opts: &KnnOptions) -> u64 {
+    let b = opts.block.max(1);
+    let threads = rayon::current_num_threads().max(1);
+    let mul = |a: usize, b: usize| (a as u64).saturating_mul(b as u64);
+    // Per row of a top-k state: its length, worst key and worst score.
+    const STATE: usize = 8 + 8 + 4;
+    if k == 0 || nq == 0 {
+        return 0;
+    }
+    if self_search && opts.symmetric {
+        let cap = k + slack(k, false);
+        let tile = mul(b.min(nq), b.min(nq)).saturating_mul(4);
+        let tiles = tile.saturating_mul(threads.min(nq.div_ceil(b)) as u64);
+        return mul(nq, cap * 8 + STATE).saturating_add(tiles);
+    }
+    let bq = b.min(nq);
+    let cap = k + slack(k, true);
+    let per_task = mul(bq, cap * 8 + STATE).saturating_add(mul(bq, b.min(nr)).saturating_mul(4));
+    let tasks = threads.min(nq.div_ceil(b)) as u64;
+    mul(nq, k * 8).saturating_add(per_task.saturating_mul(tasks))
+}
+
+fn check_memory(nq: usize, nr: usize, k: usize, self_search: bool, opts: &KnnOptions) -> Result<(), KnnError> {
+    let what = format!("the kNN search ({nq} queries × {k} neighbours among {nr} references)");
+    Ok(memory::check(search_bytes(nq, nr, k, self_search, opts), &what)?)
+}
+
+/// Which reference each query leaves out.
+#[derive(Clone, Copy)]
+enum Skip<'a> {
+    /// None.
+    Nothing,
+    /// Its own index (the query set is the reference set).
+    Diagonal,
+    /// The one given per query.
+    PerQuery(&'a [Option<u32>]),
 }
 
 /// Query blocks in parallel, each streamed over all reference blocks.
@@ -160,7 +260,7 @@ fn streamed(
     nr: usize,
     dim: usize,
     k: usize,
-    exclude_self: bool,
+    skip: Skip,
     opts: &KnnOptions,
     progress: &dyn Progress,
 ) -> Neighbours {
@@ -183,11 +283,12 @@ fn streamed(
             let s = &mut scores[..bq * br];
             matmul_abt_single(qb, &r[r0 * dim..(r0 + br) * dim], bq, br, dim, s);
             for (i, line) in s.chunks_exact(br).enumerate() {
-                let skip = if exclude_self {
-                    (q0 + i).checked_sub(r0).filter(|&j| j < br)
-                } else {
-                    None
+                let left_out = match skip {
+                    Skip::Nothing => None,
+                    Skip::Diagonal => Some(q0 + i),
+                    Skip::PerQuery(ex) => ex[q0 + i].map(|j| j as usize),
                 };
+                let skip = left_out.and_then(|j| j.checked_sub(r0)).filter(|&j| j < br);
                 top.offer_row(i, line, r0, skip);
             }
             progress.advance(tile_units(bq, br));
@@ -275,12 +376,18 @@ mod tests {
     }
 
     fn brute(q: &[f32], r: &[f32], dim: usize, k: usize, exclude_self: bool) -> Neighbours {
+        let nq = q.len() / dim;
+        let exclude: Vec<Option<u32>> = (0..nq).map(|i| exclude_self.then_some(i as u32)).collect();
+        brute_excluding(q, r, dim, k, &exclude)
+    }
+
+    fn brute_excluding(q: &[f32], r: &[f32], dim: usize, k: usize, exclude: &[Option<u32>]) -> Neighbours {
         let (nq, nr) = (q.len() / dim, r.len() / dim);
-        let k = k.min(nr - usize::from(exclude_self));
+        let k = k.min(nr - usize::from(exclude.iter().any(Option::is_some)));
         let mut keys = Vec::new();
         for i in 0..nq {
             let mut all: Vec<Hit> = (0..nr)
-                .filter(|&j| !(exclude_self && i == j))
+                .filter(|&j| exclude[i] != Some(j as u32))
                 .map(|j| {
                     let s: f64 = (0..dim).map(|p| q[i * dim + p] as f64 * r[j * dim + p] as f64).sum();
                     Hit {
@@ -332,6 +439,53 @@ mod tests {
                 assert!((0..n).all(|i| got.row(i).all(|h| h.index as usize != i)));
             }
         }
+    }
+
+    #[test]
+    fn per_query_exclusion_equals_brute_force() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for _ in 0..12 {
+            let dim = rng.random_range(1..9);
+            let (nq, nr) = (rng.random_range(1..90), rng.random_range(2..120));
+            let k = rng.random_range(1..nr + 10);
+            let q = grid(&mut rng, nq, dim);
+            let r = grid(&mut rng, nr, dim);
+            let exclude: Vec<Option<u32>> = (0..nq)
+                .map(|_| rng.random_bool(0.6).then(|| rng.random_range(0..nr as u32)))
+                .collect();
+            let opts = KnnOptions {
+                block: rng.random_range(1..40),
+                symmetric: false,
+            };
+            let got = knn_excluding(&q, &r, dim, k, &exclude, &opts, &NoProgress).unwrap();
+            assert_eq!(got, brute_excluding(&q, &r, dim, k, &exclude), "nq={nq} nr={nr} k={k}");
+            for (i, e) in exclude.iter().enumerate() {
+                assert!(got.row(i).all(|h| Some(h.index) != *e));
+            }
+        }
+        // The exclusion list must match the queries and name existing references.
+        let e = [1f32, 0.0, 0.0, 1.0];
+        let err = knn_excluding(&e, &e, 2, 1, &[None], &KnnOptions::default(), &NoProgress).unwrap_err();
+        assert!(err.to_string().contains("1 entries for 2 queries"), "{err}");
+        let err = knn_excluding(&e, &e, 2, 1, &[None, Some(2)], &KnnOptions::default(), &NoProgress).unwrap_err();
+        assert!(err.to_string().contains("reference 2 out of query 1"), "{err}");
+    }
+
+    #[test]
+    fn memory_estimate_covers_the_result_and_refuses_the_impossible() {
+        let opts = KnnOptions::default();
+        // The neighbour lists alone are nq × k × 8 bytes; the buffers add their slack.
+        let n = 20_000;
+        for self_search in [false, true] {
+            let b = search_bytes(n, n, n - 1, self_search, &opts);
+            assert!(b >= (n * (n - 1) * 8) as u64, "{b}");
+        }
+        assert_eq!(search_bytes(0, 5, 3, false, &opts), 0);
+        // 3 million rows against themselves, every neighbour: 72 TB of neighbour lists.
+        let big = 3_000_000;
+        let est = search_bytes(big, big, big - 1, true, &opts);
+        let err = crate::memory::check(est, "x").unwrap_err();
+        assert_eq!(err.needed, est);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   [`knn`] (streamed exact kNN), [`metrics`], [`kmeans`] and [`cluster`] (NMI/AMI);
 //! - [`sampler`]: seeded, resumable mini-batch samplers (m-per-class, FastAP's super-category
 //!   pairs, FAPPY's label shuffling);
-//! - [`settings`]: configs as trees of values, the generic `--set key=value` override.
+//! - [`settings`]: configs as trees of values, the generic `--set key=value` override;
+//! - [`memory`]: refusing, with the figure, a request that cannot fit in the memory available.
 //!
 //! Sibling crates: `embedrank-data` (file formats, datasets) and the `embedrank` command line.
 
@@ -21,6 +22,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linalg;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod progress;
 pub mod real;

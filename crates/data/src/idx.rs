@@ -25,12 +25,12 @@ const MAX_BYTES: usize = 1 << 33;
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {io}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (part of the message, not a separate cause, so it is printed once).
+        io: io::Error,
     },
     /// The file is not a well-formed IDX file of the expected kind.
     #[error("{path}: not a valid IDX file: {reason}")]
@@ -180,9 +180,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray, IdxError> {
 
 /// Reads and parses an IDX file, gzipped or plain.
 pub fn read(path: &Path) -> Result<IdxArray, IdxError> {
-    let bytes = fs::read(path).map_err(|source| IdxError::Io {
+    let bytes = fs::read(path).map_err(|io| IdxError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     parse(&bytes, path)
 }
@@ -259,9 +259,9 @@ pub fn encode(dims: &[usize], data: &[u8], path: &Path) -> Result<Vec<u8>, IdxEr
 /// Writes an unsigned-byte array as an IDX file, gzipped when `path` ends in `.gz`, atomically.
 pub fn write(path: &Path, dims: &[usize], data: &[u8]) -> Result<(), IdxError> {
     let mut bytes = encode(dims, data, path)?;
-    let io_err = |source| IdxError::Io {
+    let io_err = |io| IdxError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     };
     if path.extension().is_some_and(|e| e == "gz") {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -269,7 +269,7 @@ pub fn write(path: &Path, dims: &[usize], data: &[u8]) -> Result<(), IdxError> {
         bytes = gz.finish().map_err(io_err)?;
     }
     npy::write_atomic(path, &bytes).map_err(|e| match e {
-        npy::NpyError::Io { path, source } => IdxError::Io { path, source },
+        npy::NpyError::Io { path, io } => IdxError::Io { path, io },
         other => format_err(path, other.to_string()),
     })
 }

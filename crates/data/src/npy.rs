@@ -15,12 +15,12 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {io}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (part of the message, not a separate cause, so it is printed once).
+        io: std::io::Error,
     },
     /// The file is not a well-formed `.npy` array.
     #[error("{path}: not a valid .npy file: {reason}")]
@@ -39,6 +39,18 @@ pub enum NpyError {
         descr: String,
         /// What was expected.
         expected: &'static str,
+    },
+    /// A float64 value too large in magnitude for the float32 it is read as.
+    #[error("{path}: the value {value:e} at row {row}, column {col} is too large for float32 (largest magnitude {:e}); scale the array down", f32::MAX)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The row (from 0).
+        row: usize,
+        /// The column (from 0).
+        col: usize,
+        /// The value.
+        value: f64,
     },
     /// The array's shape is not one this use accepts.
     #[error("{path}: shape {shape:?} is not supported here: expected {expected}")]
@@ -289,9 +301,9 @@ fn parse_descr(d: &str) -> (Kind, usize, bool) {
 
 /// Reads and parses an `.npy` file.
 pub fn read(path: &Path) -> Result<RawArray, NpyError> {
-    let bytes = fs::read(path).map_err(|source| NpyError::Io {
+    let bytes = fs::read(path).map_err(|io| NpyError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     parse(&bytes, path)
 }
@@ -301,17 +313,33 @@ pub fn read_matrix(path: &Path) -> Result<Matrix, NpyError> {
     to_matrix(read(path)?, path)
 }
 
-/// Converts a parsed 2-D float32/float64 array to a row-major `f32` matrix.
+/// Converts a parsed 2-D float32/float64 array to a row-major `f32` matrix; a finite float64
+/// beyond float32's range is an error naming its row and column (NaN and ±inf are kept as they are).
 pub fn to_matrix(raw: RawArray, path: &Path) -> Result<Matrix, NpyError> {
-    convert_matrix(raw, path, |v| v as f32)
+    convert_matrix(raw, path, |v, row, col| {
+        let x = v as f32;
+        if x.is_infinite() && v.is_finite() {
+            return Err(NpyError::TooLarge {
+                path: path.to_path_buf(),
+                row,
+                col,
+                value: v,
+            });
+        }
+        Ok(x)
+    })
 }
 
 /// Converts a parsed 2-D float32/float64 array to a row-major `f64` matrix (exact).
 pub fn to_matrix_f64(raw: RawArray, path: &Path) -> Result<Matrix<f64>, NpyError> {
-    convert_matrix(raw, path, |v| v)
+    convert_matrix(raw, path, |v, _, _| Ok(v))
 }
 
-fn convert_matrix<T>(raw: RawArray, path: &Path, cast: impl Fn(f64) -> T) -> Result<Matrix<T>, NpyError> {
+fn convert_matrix<T>(
+    raw: RawArray,
+    path: &Path,
+    cast: impl Fn(f64, usize, usize) -> Result<T, NpyError>,
+) -> Result<Matrix<T>, NpyError> {
     if raw.kind != Kind::Float {
         return Err(NpyError::Dtype {
             path: path.to_path_buf(),
@@ -327,10 +355,18 @@ fn convert_matrix<T>(raw: RawArray, path: &Path, cast: impl Fn(f64) -> T) -> Res
         });
     }
     let (rows, cols) = (raw.shape[0], raw.shape[1]);
+    if rows == 0 || cols == 0 {
+        // No elements (a shape like (10**18, 0) must not be walked row by row).
+        return Ok(Matrix {
+            data: Vec::new(),
+            rows,
+            cols,
+        });
+    }
     let mut data = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
-            data.push(cast(raw.float_at(raw.index2(r, c))));
+            data.push(cast(raw.float_at(raw.index2(r, c)), r, c)?);
         }
     }
     Ok(Matrix { data, rows, cols })
@@ -389,9 +425,9 @@ fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
 /// Writes `bytes` to `path` atomically ([`embedrank_core::fsutil::write_atomic`]), naming the file
 /// in the error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
-    fsutil::write_atomic(path, bytes).map_err(|source| NpyError::Io {
+    fsutil::write_atomic(path, bytes).map_err(|io| NpyError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })
 }
 

@@ -61,7 +61,7 @@ fn mat_file() -> Vec<u8> {
 #[test]
 fn the_hand_assembled_files_read_as_intended() {
     let v = pickle::load(&state_dict_pickle()).unwrap();
-    let t = pickle::tensors(&v);
+    let t = pickle::tensors(&v).unwrap();
     assert_eq!(t.len(), 1);
     assert_eq!(
         (t[0].0.as_str(), &t[0].1.shape, &t[0].1.stride, t[0].1.storage.numel),

@@ -28,8 +28,8 @@ pub struct DataArgs {
     /// Stop at an undecodable image instead of skipping it with a warning.
     #[arg(long)]
     pub strict: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 256)]
+    /// Images per forward pass (at least 1).
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     pub batch_size: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -37,4 +37,13 @@ pub struct DataArgs {
     /// Threads of libtorch and of the kNN search (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+}
+
+/// A count that must be at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -4,11 +4,15 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use embedrank_core::eval::{evaluate, normalise_rows, EvalConfig, EvalReport, KChoice, LabelledSet, Metric};
+use embedrank_core::eval::{
+    evaluate, evaluate_excluding, is_same_set, normalise_rows, same_id_pairs, EvalConfig, EvalReport, KChoice,
+    LabelledSet, Metric,
+};
 use embedrank_core::knn::KnnOptions;
 use embedrank_data::npy;
 use embedrank_torch::knn_device::evaluate_on_device;
 use embedrank_torch::tch::Device;
+use serde_json::{json, Value};
 
 use crate::args::EvalArgs;
 use crate::progress::Bar;
@@ -56,6 +60,11 @@ fn load(emb: &Path, labels: &Path) -> anyhow::Result<Set> {
     })
 }
 
+/// One integer id per row (`--ids`, `--ref-ids`).
+fn read_ids(path: &Path) -> anyhow::Result<Vec<i64>> {
+    Ok(npy::read_labels(path)?)
+}
+
 fn parse_k(s: &str) -> anyhow::Result<KChoice> {
     match s {
         "max_bin_count" => Ok(KChoice::MaxBinCount),
@@ -99,11 +108,16 @@ fn print_table(
     args: &EvalArgs,
     embeddings: &Path,
     nq: usize,
+    paired: Option<usize>,
     r: &EvalReport,
 ) -> std::io::Result<()> {
-    let against = match &args.ref_embeddings {
-        Some(p) => format!("against {}", p.display()),
-        None => "against themselves (each query's own index excluded)".to_string(),
+    let against = match (&args.ref_embeddings, paired) {
+        (Some(p), None) => format!("against {}", p.display()),
+        (Some(p), Some(n)) => format!(
+            "against {} ({n} queries paired by id with their own item, which is left out)",
+            p.display()
+        ),
+        (None, _) => "against themselves (each query's own index excluded)".to_string(),
     };
     writeln!(out, "{nq} queries from {} {against}", embeddings.display())?;
     writeln!(
@@ -163,9 +177,34 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let (q, r, bar) = (query.view(), reference.as_ref().map(Set::view), Bar::default());
-    let report = match device {
-        None => evaluate(q, r, query.dim, &cfg, &bar),
-        Some(d) => evaluate_on_device(q, r, query.dim, &cfg, &bar, d),
+    let exclude = match (&args.ids, &args.ref_ids, r) {
+        (Some(qi), Some(ri), Some(r)) => Some(
+            same_id_pairs(q, &read_ids(qi)?, r, &read_ids(ri)?)
+                .with_context(|| format!("pairing {} with {}", qi.display(), ri.display()))?,
+        ),
+        _ => None,
+    };
+    if let (None, Some(r)) = (&exclude, r) {
+        let identity: Vec<Option<u32>> = (0..q.labels.len() as u32).map(Some).collect();
+        if is_same_set(q, r, &identity) {
+            eprintln!(
+                "warning: the reference set is the query set row for row, so each query finds itself first; \
+                 pass --ids/--ref-ids (embed writes <split>_ids.npy) or leave out --ref-embeddings"
+            );
+        }
+    }
+    let paired = exclude.as_ref().map(|ex| ex.iter().flatten().count());
+    // (Ids come with a reference set: `exclude` is `Some` only when `r` is.)
+    let report = match (device, r, exclude.as_deref()) {
+        (None, Some(r), Some(ex)) => evaluate_excluding(q, r, ex, query.dim, &cfg, &bar),
+        (None, r, _) => evaluate(q, r, query.dim, &cfg, &bar),
+        (Some(d), Some(r), Some(ex)) if is_same_set(q, r, ex) => evaluate_on_device(q, None, query.dim, &cfg, &bar, d),
+        (Some(d), r, ex) if ex.is_none_or(|ex| ex.iter().all(Option::is_none)) => {
+            evaluate_on_device(q, r, query.dim, &cfg, &bar, d)
+        }
+        (Some(_), ..) => {
+            bail!("leaving out same-id pairs of partly shared sets runs on the CPU only: use --knn-device cpu")
+        }
     }
     .with_context(|| format!("evaluating {}", embeddings.display()))?;
     if let Some(path) = &args.clusters_out {
@@ -175,12 +214,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let ids: Vec<i64> = report.clusters.iter().map(|&c| i64::from(c)).collect();
         npy::write_labels(path, &ids)?;
     }
-    let json = serde_json::to_value(&report)?;
+    let mut json = serde_json::to_value(&report)?;
+    if let (Some(n), Value::Object(o)) = (paired, &mut json) {
+        o.insert("same_id_pairs_left_out".into(), json!(n));
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut stdout = std::io::stdout().lock();
-    print_table(&mut stdout, args, embeddings, query.labels.len(), &report)?;
+    print_table(&mut stdout, args, embeddings, query.labels.len(), paired, &report)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use embedrank_core::loss::{Gradients, LossInput};
-use embedrank_core::settings;
+use embedrank_core::{memory, settings};
 use embedrank_core::{Loss, LossConfig};
 use embedrank_data::npy;
 
@@ -32,6 +32,10 @@ pub fn run(args: &LossArgs) -> anyhow::Result<()> {
         _ => (usize::MAX, 0), // the conversion below reports the bad shape
     };
     let context = || format!("computing the {} loss of {}", cfg.kind(), emb_path.display());
+    if let [n, _] = raw.shape[..] {
+        let pairs = format!("the {} loss's {n}×{n} pair matrix", cfg.kind());
+        memory::check(memory::matrix_bytes(n, n, if raw.is_f64() { 8 } else { 4 }), &pairs).with_context(context)?;
+    }
     let (value, grad, proxy_grad) = if raw.is_f64() {
         let emb = npy::to_matrix_f64(raw, emb_path)?;
         check_rows(labels_path, emb_path, labels.len(), rows)?;

@@ -16,6 +16,15 @@ pub fn embedrank(args: &[&str]) -> Output {
         .expect("run embedrank")
 }
 
+/// Runs the `embedrank` binary under test with extra environment variables.
+pub fn embedrank_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_embedrank"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run embedrank")
+}
+
 /// A temporary folder of input files.
 pub struct Case {
     dir: tempfile::TempDir,

@@ -1,5 +1,5 @@
 //! Miniature replicas of the papers' datasets in their exact shipped layouts, with real JPEG files
-//! (SOP, In-Shop, VehicleID), and torchvision-named ResNet-18 weights made with tch.
+//! (SOP, In-Shop, VehicleID, OML CSV), and torchvision-named ResNet-18 weights made with tch.
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
@@ -100,6 +100,29 @@ pub fn vehicleid(dir: &Path) -> PathBuf {
         "1 10\n2 10\n3 11\n4 12\n5 12\n6 13\n",
     );
     root
+}
+
+/// An OML CSV dataset: `df.csv` and `images/<class>/<k>.jpg`. Train: classes 0–3 × 6 images;
+/// validation: classes 4–9 × 4 images whose colours are not their class's (so retrieval is
+/// imperfect), every row both query and gallery (the set against itself). Returns the CSV file.
+pub fn csv(dir: &Path) -> PathBuf {
+    let mut s = String::from("label,path,split,is_query,is_gallery\n");
+    for class in 0..10i64 {
+        let (split, per, flags) = if class < 4 {
+            ("train", 6, "False,False")
+        } else {
+            ("validation", 4, "True,True")
+        };
+        for k in 0..per {
+            let rel = format!("images/{class}/{k}.jpg");
+            let colour = if class < 4 { class } else { (class + k) % 3 };
+            jpeg(&dir.join(&rel), colour, (class * 10 + k) as u32);
+            s += &format!("{class},{rel},{split},{flags}\n");
+        }
+    }
+    let path = dir.join("df.csv");
+    text(&path, &s);
+    path
 }
 
 /// Random-init ResNet-18 weights under torchvision's names, plus a 1000-class `fc` (which

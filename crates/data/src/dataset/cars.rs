@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::cub::class_disjoint;
-use super::text::{image_path, line_err, locate_root, Unique};
+use super::text::{line_err, locate_root, ImageRoot, Unique};
 use super::{mat, Dataset, DatasetError, DatasetKind, ImageRecord, Protocol, Result};
 
 const ANNOS: &str = "cars_annos.mat";
@@ -30,6 +30,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         })?;
     let (mut train, mut test) = (Vec::new(), Vec::new());
     let mut seen = Unique::new("relative_im_path");
+    let mut images = ImageRoot::new(&root, "");
     for i in 0..annos.value.len() {
         let n = i + 1;
         let get = |field: &str| {
@@ -49,9 +50,10 @@ pub fn open(dir: &Path) -> Result<Dataset> {
             Some(t) if t == 0.0 || t == 1.0 => {}
             other => return Err(line_err(&path, n, format!("test flag {other:?} is not 0 or 1"))),
         }
-        seen.insert(rel.to_string(), &path, n)?;
+        let (file, key) = images.resolve(rel, &path, n)?;
+        seen.insert(key, &path, n)?;
         let record = ImageRecord {
-            path: image_path(&root, rel, &path, n)?,
+            path: file,
             label: class,
             super_label: None,
         };

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::text::{image_path, index_names, line_err, numbered_lines, read_text, Unique};
+use super::text::{index_names, line_err, numbered_lines, read_text, ImageRoot, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 const REQUIRED: [&str; 5] = ["label", "split", "is_query", "is_gallery", "path"];
@@ -20,7 +20,11 @@ const REQUIRED: [&str; 5] = ["label", "split", "is_query", "is_gallery", "path"]
 /// Reads an OML-style CSV dataset: `dir` is the CSV file, or a folder holding `df.csv`.
 pub fn open(dir: &Path) -> Result<Dataset> {
     let (path, root) = if dir.is_file() {
-        let root = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let root = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         (dir.to_path_buf(), root)
     } else {
         (dir.join("df.csv"), dir.to_path_buf())
@@ -46,6 +50,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     let c_category = col("category");
 
     let mut seen = Unique::new("path");
+    let mut images = ImageRoot::new(&root, "");
     let mut rows = Vec::new();
     for (n, line) in lines {
         let f = split_csv(line).map_err(|e| line_err(&path, n, e))?;
@@ -75,9 +80,8 @@ pub fn open(dir: &Path) -> Result<Dataset> {
                 ))
             }
         };
-        let rel = f[c_path].trim();
-        seen.insert(rel.to_string(), &path, n)?;
-        let file = image_path(&root, rel, &path, n)?;
+        let (file, key) = images.resolve(f[c_path].trim(), &path, n)?;
+        seen.insert(key, &path, n)?;
         let category = c_category.map(|c| f[c].trim().to_string()).filter(|c| !c.is_empty());
         rows.push((file, label, category, validation, query, gallery));
     }

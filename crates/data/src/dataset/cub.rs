@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::text::{fields, image_path, int, line_err, locate_root, numbered_lines, read_text, Unique};
+use super::text::{fields, int, line_err, locate_root, numbered_lines, read_text, ImageRoot, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 /// The last class of the training split.
@@ -28,6 +28,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     let images_path = root.join("images.txt");
     let images_text = read_text(&images_path, "CUB image list")?;
     let mut seen = Unique::new("image id");
+    let mut images = ImageRoot::new(&root, "images");
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (n, line) in numbered_lines(&images_text) {
         let [id, rel] = fields::<2>(&images_path, n, line, "<image_id> <image_name>")?;
@@ -41,7 +42,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
             )
         })?;
         let record = ImageRecord {
-            path: image_path(&root.join("images"), rel, &images_path, n)?,
+            path: images.resolve(rel, &images_path, n)?.0,
             label,
             super_label: None,
         };

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::text::{fields, image_path, index_names, int, line_err, locate_root, numbered_lines, read_text, Unique};
+use super::text::{fields, index_names, int, line_err, locate_root, numbered_lines, read_text, ImageRoot, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 const LIST: &str = "Eval/list_eval_partition.txt";
@@ -25,11 +25,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         "In-Shop partition list",
     )?;
     let path = root.join(LIST);
-    let images_root = if root.join("Img/img").is_dir() {
-        root.join("Img")
-    } else {
-        root.clone()
-    };
+    let mut images = ImageRoot::new(&root, if root.join("Img/img").is_dir() { "Img" } else { "" });
     let text = read_text(&path, "In-Shop partition list")?;
     let mut lines = numbered_lines(&text);
     let (count_line, count) = lines
@@ -51,7 +47,6 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     let mut rows = Vec::new();
     for (n, line) in lines {
         let [name, item, status] = fields::<3>(&path, n, line, &HEADER.join(" "))?;
-        names.insert(name.to_string(), &path, n)?;
         let split = SPLITS.iter().position(|s| *s == status).ok_or_else(|| {
             line_err(
                 &path,
@@ -72,7 +67,8 @@ pub fn open(dir: &Path) -> Result<Dataset> {
             ));
         }
         let kind = format!("{}/{}", parts[1], parts[2]);
-        let file = image_path(&images_root, name, &path, n)?;
+        let (file, key) = images.resolve(name, &path, n)?;
+        names.insert(key, &path, n)?;
         rows.push((split, file, label, kind));
     }
     if usize::try_from(count).ok() != Some(rows.len()) {

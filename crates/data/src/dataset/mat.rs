@@ -128,9 +128,9 @@ pub struct MatVar {
 
 /// Reads every variable of the MAT v5 file `path`.
 pub fn read(path: &Path) -> Result<Vec<MatVar>> {
-    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
+    let bytes = std::fs::read(path).map_err(|io| DatasetError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
     parse(&bytes).map_err(|reason| DatasetError::Format {
         path: path.to_path_buf(),
@@ -353,7 +353,8 @@ fn char_array(dims: Vec<usize>, units: Vec<u32>) -> MatValue {
         .into_iter()
         .map(|u| char::from_u32(u).unwrap_or('\u{fffd}'))
         .collect();
-    let rows = dims.first().copied().unwrap_or(1).max(1);
+    // Never more rows than characters: the declared dimensions alone must not size an allocation.
+    let rows = dims.first().copied().unwrap_or(1).clamp(1, chars.len().max(1));
     let text = if rows == 1 {
         chars.into_iter().collect()
     } else {

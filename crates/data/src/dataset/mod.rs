@@ -27,12 +27,12 @@ use std::str::FromStr;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file or folder could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {io}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (part of the message, not a separate cause, so it is printed once).
+        io: io::Error,
     },
     /// A file the dataset needs is not there.
     #[error("{path}: missing {what}")]

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::text::{fields, image_path, int, line_err, locate_root, numbered_lines, read_text, Unique};
+use super::text::{fields, int, line_err, locate_root, numbered_lines, read_text, ImageRoot, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 const HEADER: [&str; 4] = ["image_id", "class_id", "super_class_id", "path"];
@@ -21,9 +21,10 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         "SOP list Ebay_train.txt",
     )?;
     let mut ids = Unique::new("image_id");
+    let mut images = ImageRoot::new(&root, "");
     let splits = [("train", "Ebay_train.txt"), ("test", "Ebay_test.txt")]
         .into_iter()
-        .map(|(name, file)| read_list(&root, file, name, &mut ids))
+        .map(|(name, file)| read_list(&root, file, name, &mut ids, &mut images))
         .collect::<Result<Vec<_>>>()?;
     Ok(Dataset {
         kind: DatasetKind::Sop,
@@ -34,7 +35,7 @@ pub fn open(dir: &Path) -> Result<Dataset> {
     })
 }
 
-fn read_list(root: &Path, file: &str, name: &str, ids: &mut Unique<i64>) -> Result<Split> {
+fn read_list(root: &Path, file: &str, name: &str, ids: &mut Unique<i64>, images: &mut ImageRoot) -> Result<Split> {
     let path = root.join(file);
     let text = read_text(&path, "SOP list file")?;
     let mut lines = numbered_lines(&text);
@@ -49,18 +50,18 @@ fn read_list(root: &Path, file: &str, name: &str, ids: &mut Unique<i64>) -> Resu
         }
         None => return Err(line_err(&path, 1, "empty file (no header)")),
     }
-    let mut images = Vec::new();
+    let mut records = Vec::new();
     for (n, line) in lines {
         let [id, class, sup, rel] = fields::<4>(&path, n, line, &HEADER.join(" "))?;
         ids.insert(int(&path, n, "image_id", id)?, &path, n)?;
-        images.push(ImageRecord {
+        records.push(ImageRecord {
             label: int(&path, n, "class_id", class)?,
             super_label: Some(int(&path, n, "super_class_id", sup)?),
-            path: image_path(root, rel, &path, n)?,
+            path: images.resolve(rel, &path, n)?.0,
         });
     }
     Ok(Split {
         name: name.into(),
-        images,
+        images: records,
     })
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::text::{fields, image_path, int, locate_root, numbered_lines, read_text, Unique};
+use super::text::{fields, int, locate_root, numbered_lines, read_text, ImageRoot, Unique};
 use super::{Dataset, DatasetKind, ImageRecord, Protocol, Result, Split};
 
 const LISTS: [(&str, &str); 4] = [
@@ -29,9 +29,10 @@ pub fn open(dir: &Path) -> Result<Dataset> {
         "VehicleID train list",
     )?;
     let models = read_models(&root)?;
+    let mut images = ImageRoot::new(&root, "image");
     let splits = LISTS
         .iter()
-        .map(|(name, file)| read_list(&root, name, file, &models))
+        .map(|(name, file)| read_list(&root, name, file, &models, &mut images))
         .collect::<Result<Vec<_>>>()?;
     let protocols = ["small", "medium", "large"]
         .iter()
@@ -63,23 +64,25 @@ fn read_models(root: &Path) -> Result<HashMap<i64, i64>> {
     Ok(models)
 }
 
-fn read_list(root: &Path, name: &str, file: &str, models: &HashMap<i64, i64>) -> Result<Split> {
+fn read_list(root: &Path, name: &str, file: &str, models: &HashMap<i64, i64>, images: &mut ImageRoot) -> Result<Split> {
     let path = root.join("train_test_split").join(file);
     let text = read_text(&path, "VehicleID split list")?;
     let mut names = Unique::new("image_name");
-    let mut images = Vec::new();
+    let mut records = Vec::new();
     for (n, line) in numbered_lines(&text) {
         let [image, vehicle] = fields::<2>(&path, n, line, "<image_name> <vehicle_id>")?;
-        names.insert(image.to_string(), &path, n)?;
+        let (file, key) = images.resolve(&format!("{image}.jpg"), &path, n)?;
+        let name = key.strip_suffix(".jpg").unwrap_or(&key);
+        names.insert(name.to_string(), &path, n)?;
         let label = int(&path, n, "vehicle_id", vehicle)?;
-        images.push(ImageRecord {
-            path: image_path(root, &format!("image/{image}.jpg"), &path, n)?,
+        records.push(ImageRecord {
+            path: file,
             label,
             super_label: models.get(&label).copied(),
         });
     }
     Ok(Split {
         name: name.into(),
-        images,
+        images: records,
     })
 }

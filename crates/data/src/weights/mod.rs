@@ -19,15 +19,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("weight file {path}: {io}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (part of the message, not a separate cause, so it is printed once).
+        io: io::Error,
     },
     /// The file is not a well-formed weight file.
-    #[error("{path}: {reason}")]
+    #[error("weight file {path}: {reason}")]
     Format {
         /// The file.
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum WeightsError {
         reason: String,
     },
     /// The file's pickle asks for something outside the safe subset (an opcode or a global).
-    #[error("{path}: refused to load: {what} is not allowed in a weight file (only tensors, dicts and plain values are read; no code is run)")]
+    #[error("weight file {path}: refused to load: {what} is not allowed in a weight file (only tensors, dicts and plain values are read; no code is run)")]
     Unsafe {
         /// The file.
         path: PathBuf,
@@ -124,9 +124,9 @@ impl NamedTensor {
 /// Reads a weight file, choosing the format by its content (zip → `torch.save`, else safetensors;
 /// a bare pickle is the legacy `torch.save` format, refused with an explanation).
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
-    let io_err = |source| WeightsError::Io {
+    let io_err = |io| WeightsError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     };
     // A safetensors file starts with its header's length (u64, little-endian), then `{`.
     let mut head = Vec::with_capacity(9);
@@ -176,31 +176,30 @@ pub(crate) fn gather(
             ));
         }
     }
-    // Element indices in row-major order (an odometer over the shape).
-    let mut index = vec![0usize; shape.len()];
-    let mut at = offset;
-    let mut positions = Vec::with_capacity(count);
-    for _ in 0..count {
-        positions.push(at);
-        for k in (0..shape.len()).rev() {
-            index[k] += 1;
-            at += stride[k];
-            if index[k] < shape[k] {
-                break;
-            }
-            at -= stride[k] * shape[k];
-            index[k] = 0;
-        }
-    }
     let s = dtype.size();
-    let el = |p: usize| &storage[p * s..p * s + s];
+    // Elements in row-major order: an odometer over the shape, `at` the storage index.
     macro_rules! read {
-        ($t:ty, $conv:expr) => {
-            positions
-                .iter()
-                .map(|&p| $conv(<$t>::from_le_bytes(el(p).try_into().expect("element bytes"))))
-                .collect()
-        };
+        ($t:ty, $conv:expr) => {{
+            let mut out = Vec::with_capacity(count);
+            let mut index = vec![0usize; shape.len()];
+            let mut at = offset;
+            for _ in 0..count {
+                let b = &storage[at * s..at * s + s];
+                out.push($conv(<$t>::from_le_bytes(b.try_into().expect("element bytes"))));
+                // Wrapping steps: a dimension of size 1 may have any stride, even one that would
+                // overflow; the true index is always back in range when it is used.
+                for k in (0..shape.len()).rev() {
+                    index[k] += 1;
+                    at = at.wrapping_add(stride[k]);
+                    if index[k] < shape[k] {
+                        break;
+                    }
+                    at = at.wrapping_sub(stride[k].wrapping_mul(shape[k]));
+                    index[k] = 0;
+                }
+            }
+            out
+        }};
     }
     Ok(match dtype {
         DType::F32 => TensorData::F32(read!(f32, |x| x)),

@@ -23,6 +23,18 @@ pub enum PickleError {
     Malformed(String),
 }
 
+/// The most dimensions a tensor may have (PyTorch's own limit is lower).
+const MAX_DIMS: usize = 64;
+
+/// The longest storage key read (torch.save writes decimal numbers).
+const MAX_KEY: usize = 255;
+
+/// The most values [`tensors`] visits: dicts that share sub-dicts can make a walk exponential.
+pub const MAX_VISITS: usize = 1 << 18;
+
+/// The longest dotted tensor name [`tensors`] builds.
+pub const MAX_NAME: usize = 1024;
+
 fn malformed(s: impl Into<String>) -> PickleError {
     PickleError::Malformed(s.into())
 }
@@ -135,9 +147,8 @@ impl<'a> Vm<'a> {
     fn string(&mut self, n: u64) -> Result<Value, PickleError> {
         let n = usize::try_from(n).map_err(|_| malformed("string too long"))?;
         let b = self.take(n)?;
-        Ok(Value::Str(
-            String::from_utf8(b.to_vec()).map_err(|_| malformed("string is not UTF-8"))?,
-        ))
+        let text = std::str::from_utf8(b).map_err(|_| malformed("string is not UTF-8"))?;
+        Ok(Value::Str(text.into()))
     }
 
     fn put(&mut self, index: usize) -> Result<(), PickleError> {
@@ -195,16 +206,16 @@ impl<'a> Vm<'a> {
                 b'(' => self.marks.push(self.stack.len()),
                 b'}' => self.stack.push(Value::Dict(Rc::default())),
                 b']' => self.stack.push(Value::List(Rc::default())),
-                b')' => self.stack.push(Value::Tuple(Items::default())),
+                b')' => self.stack.push(Value::Tuple(Rc::default())),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(Items(items)));
+                    self.stack.push(Value::Tuple(Rc::new(Items(items))));
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
                     let mut items: Vec<Value> = (0..n).map(|_| self.pop()).collect::<Result<_, _>>()?;
                     items.reverse();
-                    self.stack.push(Value::Tuple(Items(items)));
+                    self.stack.push(Value::Tuple(Rc::new(Items(items))));
                 }
                 b'N' => self.stack.push(Value::None),
                 0x88 => self.stack.push(Value::Bool(true)),
@@ -354,10 +365,16 @@ fn persistent(pid: Value) -> Result<StorageRef, PickleError> {
     match pid {
         Value::Tuple(t) => match t.as_slice() {
             [Value::Str(tag), Value::Global(Global::Storage(dtype)), Value::Str(key), Value::Str(_), numel]
-                if tag == "storage" =>
+                if &**tag == "storage" =>
             {
+                if key.len() > MAX_KEY {
+                    return Err(malformed(format!(
+                        "a storage key of {} bytes (at most {MAX_KEY})",
+                        key.len()
+                    )));
+                }
                 Ok(StorageRef {
-                    key: key.clone(),
+                    key: key.to_string(),
                     dtype: *dtype,
                     numel: int(numel, "storage size")?,
                 })
@@ -372,24 +389,31 @@ fn persistent(pid: Value) -> Result<StorageRef, PickleError> {
 
 /// Calls one of the allowed globals.
 fn reduce(f: Value, args: Value) -> Result<Value, PickleError> {
-    let Value::Tuple(mut args) = args else {
+    let Value::Tuple(args) = args else {
         return Err(malformed("REDUCE arguments are not a tuple"));
     };
     match f {
         Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Rc::default())),
         Value::Global(Global::RebuildTensorV2) => match args.as_slice() {
             [Value::Storage(s), offset, shape, stride, ..] if (6..=7).contains(&args.len()) => {
+                let (shape, stride) = (ints(shape, "size")?, ints(stride, "stride")?);
+                if shape.len() > MAX_DIMS {
+                    return Err(malformed(format!(
+                        "a tensor of {} dimensions (at most {MAX_DIMS} are read)",
+                        shape.len()
+                    )));
+                }
                 Ok(Value::Tensor(TensorRef {
                     storage: s.clone(),
                     offset: int(offset, "storage offset")?,
-                    shape: ints(shape, "size")?,
-                    stride: ints(stride, "stride")?,
+                    shape,
+                    stride,
                 }))
             }
             _ => Err(malformed("_rebuild_tensor_v2 called with unexpected arguments")),
         },
-        Value::Global(Global::RebuildParameter) => match std::mem::take(&mut args.0).into_iter().next() {
-            Some(t @ Value::Tensor(_)) => Ok(t),
+        Value::Global(Global::RebuildParameter) => match args.first() {
+            Some(t @ Value::Tensor(_)) => Ok(t.clone()),
             _ => Err(malformed("_rebuild_parameter called without a tensor")),
         },
         Value::Global(g) => Err(PickleError::Unsafe(format!("calling {g:?} with these arguments"))),
@@ -410,31 +434,52 @@ pub fn load(data: &[u8]) -> Result<Value, PickleError> {
 }
 
 /// Every tensor in `value` with its dotted key path (nested dicts' keys joined by `.`), in order
-/// (dicts nested deeper than 32 levels, e.g. a dict holding itself, are not entered).
-pub fn tensors(value: &Value) -> Vec<(String, TensorRef)> {
-    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut Vec<(String, TensorRef)>) {
+/// (dicts nested deeper than 32 levels, e.g. a dict holding itself, are not entered). A walk that
+/// would visit more than [`MAX_VISITS`] values (dicts sharing sub-dicts level after level) or build
+/// a name longer than [`MAX_NAME`] bytes is an error, not an exponential loop.
+pub fn tensors(value: &Value) -> Result<Vec<(String, TensorRef)>, PickleError> {
+    fn walk(
+        v: &Value,
+        prefix: &str,
+        depth: usize,
+        visits: &mut usize,
+        out: &mut Vec<(String, TensorRef)>,
+    ) -> Result<(), PickleError> {
+        *visits += 1;
+        if *visits > MAX_VISITS {
+            return Err(malformed(format!(
+                "walking its dicts visits more than {MAX_VISITS} values (dicts shared level after level)"
+            )));
+        }
         match v {
             _ if depth > 32 => {}
             Value::Tensor(t) => out.push((prefix.to_string(), t.clone())),
             Value::Dict(d) => {
                 for (k, v) in d.borrow().iter() {
                     let key = match k {
-                        Value::Str(s) => s.clone(),
+                        Value::Str(s) => s.to_string(),
                         Value::Int(i) => i.to_string(),
                         _ => continue,
                     };
+                    if prefix.len() + key.len() >= MAX_NAME {
+                        return Err(malformed(format!(
+                            "a key path longer than {MAX_NAME} bytes (`{}…`)",
+                            prefix.chars().take(40).collect::<String>()
+                        )));
+                    }
                     let name = if prefix.is_empty() {
                         key
                     } else {
                         format!("{prefix}.{key}")
                     };
-                    walk(v, &name, depth + 1, out);
+                    walk(v, &name, depth + 1, visits, out)?;
                 }
             }
             _ => {}
         }
+        Ok(())
     }
     let mut out = Vec::new();
-    walk(value, "", 0, &mut out);
-    out
+    walk(value, "", 0, &mut 0, &mut out)?;
+    Ok(out)
 }

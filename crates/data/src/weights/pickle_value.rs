@@ -1,5 +1,7 @@
 //! The values the pickle VM builds: scalars, strings, containers, allowed globals, storages and
-//! tensors. Containers free their contents with a work list, never recursion.
+//! tensors. Containers free their contents with a work list, never recursion. Strings, tuples,
+//! lists and dicts are shared (`Rc`), so copying a value (pickle's memo GET, PUT) costs the same
+//! whatever its size: a small pickle cannot GET a big value over and over into gigabytes.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -82,7 +84,11 @@ impl std::ops::DerefMut for Pairs {
 fn dismantle(mut work: Vec<Value>) {
     while let Some(v) = work.pop() {
         match v {
-            Value::Tuple(mut items) => work.append(&mut items.0),
+            Value::Tuple(items) => {
+                if let Ok(mut items) = Rc::try_unwrap(items) {
+                    work.append(&mut items.0);
+                }
+            }
             Value::List(l) => {
                 if let Ok(cell) = Rc::try_unwrap(l) {
                     work.append(&mut cell.into_inner().0);
@@ -125,10 +131,10 @@ pub enum Value {
     Int(i64),
     /// A float.
     Float(f64),
-    /// A string.
-    Str(String),
-    /// A tuple.
-    Tuple(Items),
+    /// A string (shared).
+    Str(Rc<str>),
+    /// A tuple (shared).
+    Tuple(Rc<Items>),
     /// A list (shared, as pickle's memo shares it).
     List(Rc<RefCell<Items>>),
     /// A dict or OrderedDict, in insertion order (shared).

@@ -3,55 +3,69 @@
 //! The pickle is interpreted by the safe VM of [`super::pickle`]; each tensor it names is read
 //! from its storage entry (little-endian, as `<name>/byteorder` must say if present) honouring the
 //! storage offset and strides. The legacy pre-1.6 (non-zip) format is refused with an explanation.
+//!
+//! Nothing is inflated before its size is known: the pickle (a few kB for a ResNet) is read up to
+//! [`MAX_PICKLE`] bytes; then the storages' sizes declared by the pickle are checked against the
+//! sizes the zip declares and against the memory available ([`embedrank_core::memory::check`]),
+//! and each storage is streamed with a cap at its declared size, so a small file whose entry
+//! inflates to gigabytes is refused after reading no more than the tensors need.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
+use embedrank_core::memory;
 use zip::ZipArchive;
 
-use super::pickle::{self, PickleError};
+use super::pickle::{self, PickleError, TensorRef};
 use super::{gather, NamedTensor, Result, WeightsError};
 
 /// Why the legacy (pre-1.6, non-zip) `torch.save` format is refused.
 pub(crate) const LEGACY: &str = "legacy pre-1.6 torch.save format (a bare pickle, not a zip): re-save it \
      with a recent torch.save or convert it to .safetensors";
 
-/// Refuse zip entries larger than this (a defence against zip bombs): 16 GiB.
-const MAX_ENTRY: u64 = 1 << 34;
+/// The largest `data.pkl` read: 256 MiB (a state dict's pickle holds names and shapes, not data).
+pub const MAX_PICKLE: u64 = 256 << 20;
 
 /// Reads every tensor of a `torch.save` zip file, in the pickle's order (nested dict keys joined by `.`).
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
+    let file = File::open(path).map_err(|io| WeightsError::Io {
+        path: path.to_path_buf(),
+        io,
+    })?;
+    load_from(file, path)
+}
+
+/// [`load`] from any seekable reader; `path` names the file in errors.
+pub fn load_from(mut reader: impl Read + Seek, path: &Path) -> Result<Vec<NamedTensor>> {
     let format = |reason: String| WeightsError::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|source| WeightsError::Io {
+    let mut magic = [0u8; 4];
+    let is_zip = reader.read_exact(&mut magic).is_ok() && magic == *b"PK\x03\x04";
+    reader.rewind().map_err(|io| WeightsError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
-    let mut zip = ZipArchive::new(file)
-        .map_err(|e| format(format!("not a torch.save zip archive ({e}); a file in the {LEGACY}")))?;
+    let mut zip = ZipArchive::new(reader).map_err(|e| {
+        format(if is_zip {
+            format!(
+                "truncated or corrupt zip archive ({e}): the file may have been cut short; download or save it again"
+            )
+        } else {
+            format!("not a torch.save zip archive ({e}); a file in the {LEGACY}")
+        })
+    })?;
     let pkl = zip
         .file_names()
         .find(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
         .map(str::to_string)
         .ok_or_else(|| format("no data.pkl in the archive".into()))?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
-    let mut entry = |name: &str| -> Result<Vec<u8>> {
-        let mut f = zip
-            .by_name(name)
-            .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
-        if f.size() > MAX_ENTRY {
-            return Err(format(format!("archive entry `{name}` is {} bytes", f.size())));
-        }
-        let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf)
-            .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
-        Ok(buf)
-    };
-    if let Ok(order) = entry(&format!("{prefix}byteorder")) {
+    if zip.index_for_name(&format!("{prefix}byteorder")).is_some() {
+        let order = read_entry(&mut zip, &format!("{prefix}byteorder"), 64, path)?;
         if order.trim_ascii() != b"little" {
             return Err(format(format!(
                 "byteorder `{}` (only little-endian files are read)",
@@ -59,44 +73,129 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
             )));
         }
     }
-    let value = pickle::load(&entry(&pkl)?).map_err(|e| match e {
+    let value = pickle::load(&read_entry(&mut zip, &pkl, MAX_PICKLE, path)?).map_err(|e| match e {
         PickleError::Unsafe(what) => WeightsError::Unsafe {
             path: path.to_path_buf(),
             what,
         },
         PickleError::Malformed(m) => format(format!("{pkl}: malformed pickle: {m}")),
     })?;
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut out = Vec::new();
-    for (name, t) in pickle::tensors(&value) {
-        let key = &t.storage.key;
+    let tensors = pickle::tensors(&value).map_err(|e| match e {
+        PickleError::Unsafe(what) => WeightsError::Unsafe {
+            path: path.to_path_buf(),
+            what,
+        },
+        PickleError::Malformed(m) => format(format!("{pkl}: {m}")),
+    })?;
+    if tensors.is_empty() {
+        return Err(format("the pickle holds no tensors".into()));
+    }
+    // Every storage's declared size, checked against its entry's before anything is inflated.
+    let mut sizes: HashMap<&str, u64> = HashMap::new();
+    let mut total = 0u64;
+    for (name, t) in &tensors {
+        let key = t.storage.key.as_str();
+        if key.contains(['/', '\\']) || key.contains("..") {
+            return Err(format(format!("tensor `{name}`: bad storage key `{key}`")));
+        }
+        let out = output_bytes(t).ok_or_else(|| format(format!("tensor `{name}`: shape {:?} overflows", t.shape)))?;
+        total = total.saturating_add(out);
+        if sizes.contains_key(key) {
+            continue;
+        }
+        let want = (t.storage.numel as u64)
+            .checked_mul(t.storage.dtype.size() as u64)
+            .ok_or_else(|| format(format!("storage `{key}`: {} elements overflow", t.storage.numel)))?;
+        let entry = format!("{prefix}data/{key}");
+        let declared = zip
+            .by_name(&entry)
+            .map_err(|e| format(format!("archive entry `{entry}`: {e}")))?
+            .size();
+        if declared != want {
+            return Err(format(format!(
+                "storage `{key}`: its archive entry holds {declared} bytes, but the pickle declares {} {:?} \
+                 elements ({want} bytes)",
+                t.storage.numel, t.storage.dtype
+            )));
+        }
+        sizes.insert(key, want);
+        total = total.saturating_add(want);
+    }
+    memory::check(total, "loading its tensors").map_err(|e| format(e.to_string()))?;
+    let mut storages: HashMap<&str, Vec<u8>> = HashMap::new();
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, t) in &tensors {
+        let key = t.storage.key.as_str();
         if !storages.contains_key(key) {
-            if key.contains(['/', '\\']) || key.contains("..") {
-                return Err(format(format!("tensor `{name}`: bad storage key `{key}`")));
-            }
-            let bytes = entry(&format!("{prefix}data/{key}"))?;
-            let want = t.storage.numel.checked_mul(t.storage.dtype.size());
-            if want.is_none_or(|w| bytes.len() < w) {
-                return Err(format(format!(
-                    "storage `{key}` holds {} bytes, fewer than {} {:?} elements",
-                    bytes.len(),
-                    t.storage.numel,
-                    t.storage.dtype
-                )));
-            }
-            storages.insert(key.clone(), bytes);
+            let bytes = read_storage(&mut zip, &format!("{prefix}data/{key}"), sizes[key], path)?;
+            storages.insert(key, bytes);
         }
         let data = gather(t.storage.dtype, &storages[key], &t.shape, &t.stride, t.offset)
             .map_err(|e| format(format!("tensor `{name}`: {e}")))?;
         out.push(NamedTensor {
-            name,
-            shape: t.shape,
+            name: name.clone(),
+            shape: t.shape.clone(),
             dtype: t.storage.dtype,
             data,
         });
     }
-    if out.is_empty() {
-        return Err(format("the pickle holds no tensors".into()));
-    }
     Ok(out)
+}
+
+/// Bytes of a tensor once gathered (`f32` for floats, `i64` for the rest).
+fn output_bytes(t: &TensorRef) -> Option<u64> {
+    let elem = if t.storage.dtype.is_float() { 4 } else { 8 };
+    t.shape.iter().try_fold(elem, |a: u64, &d| a.checked_mul(d as u64))
+}
+
+/// The whole entry `name`, refused if it declares or inflates to more than `cap` bytes.
+fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, cap: u64, path: &Path) -> Result<Vec<u8>> {
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let f = zip
+        .by_name(name)
+        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
+    if f.size() > cap {
+        return Err(format(format!(
+            "archive entry `{name}` is {} bytes, more than the {cap} allowed",
+            f.size()
+        )));
+    }
+    let mut buf = Vec::with_capacity(f.size() as usize);
+    f.take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
+    if buf.len() as u64 > cap {
+        return Err(format(format!(
+            "archive entry `{name}` inflates to more than the {cap} bytes allowed"
+        )));
+    }
+    Ok(buf)
+}
+
+/// The storage entry `name`, whose declared size is `want`: inflating stops one byte past it.
+fn read_storage<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, want: u64, path: &Path) -> Result<Vec<u8>> {
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let f = zip
+        .by_name(name)
+        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
+    let mut buf = Vec::with_capacity(want as usize);
+    f.take(want + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
+    match (buf.len() as u64).cmp(&want) {
+        std::cmp::Ordering::Equal => Ok(buf),
+        std::cmp::Ordering::Less => Err(format(format!(
+            "archive entry `{name}` ends after {} of its {want} bytes (truncated or corrupt)",
+            buf.len()
+        ))),
+        std::cmp::Ordering::Greater => Err(format(format!(
+            "archive entry `{name}` inflates past the {want} bytes it declares (corrupt, or a zip bomb)"
+        ))),
+    }
 }

@@ -8,15 +8,20 @@ use super::{gather, DType, NamedTensor, Result, WeightsError};
 
 /// Reads every tensor of a `.safetensors` file, sorted by name.
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+    let bytes = std::fs::read(path).map_err(|io| WeightsError::Io {
         path: path.to_path_buf(),
-        source,
+        io,
     })?;
+    parse(&bytes, path)
+}
+
+/// Reads every tensor of `.safetensors` bytes, sorted by name; `path` names the file in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<NamedTensor>> {
     let format = |reason: String| WeightsError::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
     let mut tensors = file.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     tensors

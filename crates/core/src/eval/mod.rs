@@ -10,6 +10,12 @@
 //!
 //! [`evaluate`] searches with the CPU kNN; [`evaluate_with`] takes any other search (e.g. one on a
 //! GPU) that returns the same [`Neighbours`], and computes the same metrics from them.
+//!
+//! When the reference set contains (some of) the queries themselves, as OML's query/gallery
+//! datasets do, [`evaluate_excluding`] leaves each query's own item out of its ranking and of its
+//! relevant count; [`same_id_pairs`] finds that item from one id per row of each set (OML's
+//! `ids`). A query set equal to the reference set, each query paired with itself, is exactly the
+//! self-search of [`evaluate`] (PML's `ref_includes_query`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,10 +25,14 @@ use serde::Serialize;
 
 use crate::cluster::{ami, nmi};
 use crate::kmeans::{kmeans, KMeansOptions};
-use crate::knn::{knn, knn_self, KnnError, KnnOptions, Neighbours};
+use crate::knn::{knn, knn_excluding, knn_self, KnnError, KnnOptions, Neighbours};
+use crate::memory;
 use crate::metrics;
 use crate::progress::Progress;
 use crate::scores::Scores;
+
+mod error;
+pub use error::{EvalError, RowError};
 
 /// A metric [`evaluate`] can compute; names are PML's (`recall_at_k` is embedrank's addition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,66 +180,6 @@ pub struct Timings {
     pub kmeans: f64,
 }
 
-/// A row of a matrix that cannot be ranked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RowError {
-    /// The row holds NaN or ±infinity.
-    #[error("row {0} contains NaN or infinity")]
-    NonFinite(usize),
-    /// The row is all zeros, so it has no direction.
-    #[error("row {0} is a zero vector (no direction, cannot be L2-normalised)")]
-    Zero(usize),
-}
-
-/// Why [`evaluate`] could not run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EvalError {
-    /// A set has no rows.
-    #[error("the {set} is empty")]
-    Empty {
-        /// "query set" or "reference set".
-        set: &'static str,
-    },
-    /// A set's label count differs from its row count.
-    #[error("the {set} has {rows} embeddings but {labels} labels")]
-    LabelCount {
-        /// Which set.
-        set: &'static str,
-        /// Its rows.
-        rows: usize,
-        /// Its labels.
-        labels: usize,
-    },
-    /// Query and reference dimensions differ.
-    #[error("the query set has dimension {query} but the reference set {reference}")]
-    DimMismatch {
-        /// Query dimension.
-        query: usize,
-        /// Reference dimension.
-        reference: usize,
-    },
-    /// A row cannot be ranked.
-    #[error("the {set}: {source}")]
-    Row {
-        /// Which set.
-        set: &'static str,
-        /// What is wrong with which row.
-        source: RowError,
-    },
-    /// A K of Recall@K or a fixed k is zero.
-    #[error("{what} must be at least 1")]
-    ZeroK {
-        /// Which setting.
-        what: &'static str,
-    },
-    /// The kNN search refused the input.
-    #[error(transparent)]
-    Knn(#[from] KnnError),
-    /// A kNN search given to [`evaluate_with`] failed, or returned the wrong number of neighbours.
-    #[error("the kNN search failed: {0}")]
-    Search(String),
-}
-
 /// A kNN search for [`evaluate_with`]: `(queries, references, dim, k, progress)` to the `k` best
 /// references of every query (`references = None`: the queries themselves, each query's own index
 /// excluded), `k` clipped to the candidates, ranked by the tie rule of [`crate::topk`].
@@ -283,7 +233,7 @@ fn check_set(set: &'static str, s: &LabelledSet, dim: usize) -> Result<usize, Ev
     {
         return Err(EvalError::Row {
             set,
-            source: RowError::NonFinite(i),
+            row: RowError::NonFinite(i),
         });
     }
     Ok(rows)
@@ -367,6 +317,97 @@ pub fn evaluate_with(
     progress: &dyn Progress,
     search: &KnnSearch,
 ) -> Result<EvalReport, EvalError> {
+    evaluate_impl(query, reference, None, dim, cfg, progress, search)
+}
+
+/// Evaluates `query` against `reference` with reference `exclude[i]` (if any) left out of query
+/// `i`'s ranking and relevant count, on the CPU. Equal sets with every query paired with itself
+/// are searched as one set against itself, exactly as [`evaluate`] with no reference does.
+pub fn evaluate_excluding(
+    query: LabelledSet,
+    reference: LabelledSet,
+    exclude: &[Option<u32>],
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+) -> Result<EvalReport, EvalError> {
+    if is_same_set(query, reference, exclude) {
+        return evaluate(query, None, dim, cfg, progress);
+    }
+    let cpu = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
+        let r = r.ok_or_else(|| EvalError::Search("no reference set".into()))?;
+        Ok(knn_excluding(q, r, dim, k, exclude, &cfg.knn, p)?)
+    };
+    evaluate_impl(query, Some(reference), Some(exclude), dim, cfg, progress, &cpu)
+}
+
+/// Whether `query` and `reference` are the same rows (bit for bit, labels too) and `exclude` pairs
+/// every query with itself: the search is then the set against itself.
+pub fn is_same_set(query: LabelledSet, reference: LabelledSet, exclude: &[Option<u32>]) -> bool {
+    query.labels == reference.labels
+        && exclude.len() == query.labels.len()
+        && exclude.iter().enumerate().all(|(i, e)| *e == Some(i as u32))
+        && query.embeddings.len() == reference.embeddings.len()
+        && query
+            .embeddings
+            .iter()
+            .zip(reference.embeddings)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+/// For each query, the index of the reference with the same id, if any (`None` otherwise), from
+/// one id per row of each set. Ids must be unique within each set, and a query and the reference
+/// sharing its id must share its label (they are one item).
+pub fn same_id_pairs(
+    query: LabelledSet,
+    query_ids: &[i64],
+    reference: LabelledSet,
+    ref_ids: &[i64],
+) -> Result<Vec<Option<u32>>, EvalError> {
+    let index = |set: &str, ids: &[i64], labels: &[i64]| -> Result<HashMap<i64, usize>, EvalError> {
+        if ids.len() != labels.len() {
+            return Err(EvalError::Ids(format!(
+                "{} {set} ids for {} {set} rows",
+                ids.len(),
+                labels.len()
+            )));
+        }
+        let mut at = HashMap::with_capacity(ids.len());
+        for (row, &id) in ids.iter().enumerate() {
+            if let Some(first) = at.insert(id, row) {
+                return Err(EvalError::Ids(format!(
+                    "{set} id {id} appears twice (rows {first} and {row}); ids must be unique"
+                )));
+            }
+        }
+        Ok(at)
+    };
+    index("query", query_ids, query.labels)?;
+    let refs = index("reference", ref_ids, reference.labels)?;
+    query_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| match refs.get(id) {
+            None => Ok(None),
+            Some(&j) if reference.labels[j] == query.labels[i] => Ok(Some(j as u32)),
+            Some(&j) => Err(EvalError::Ids(format!(
+                "id {id} is labelled {} as query row {i} but {} as reference row {j}",
+                query.labels[i], reference.labels[j]
+            ))),
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_impl(
+    query: LabelledSet,
+    reference: Option<LabelledSet>,
+    exclude: Option<&[Option<u32>]>,
+    dim: usize,
+    cfg: &EvalConfig,
+    progress: &dyn Progress,
+    search: &KnnSearch,
+) -> Result<EvalReport, EvalError> {
     let nq = check_set("query set", &query, dim)?;
     if let Some(r) = &reference {
         check_set("reference set", r, dim)?;
@@ -382,7 +423,13 @@ pub fn evaluate_with(
     let self_ref = reference.is_none();
     let refs = reference.unwrap_or(query);
     let nr = refs.labels.len();
-    let own = usize::from(self_ref);
+    // References a query may not see: itself in a self-search, its excluded item otherwise.
+    let left_out = |i: usize| match exclude {
+        _ if self_ref => Some(i),
+        Some(ex) => ex.get(i).copied().flatten().map(|j| j as usize),
+        None => None,
+    };
+    let own = usize::from(self_ref || exclude.is_some_and(|ex| ex.iter().any(Option::is_some)));
     let mut counts: HashMap<i64, usize> = HashMap::new();
     for l in refs.labels {
         *counts.entry(*l).or_default() += 1;
@@ -390,7 +437,11 @@ pub fn evaluate_with(
     let relevant: Vec<usize> = query
         .labels
         .iter()
-        .map(|l| counts.get(l).copied().unwrap_or(0).saturating_sub(own))
+        .enumerate()
+        .map(|(i, l)| {
+            let same = left_out(i).is_some_and(|j| refs.labels.get(j) == Some(l));
+            counts.get(l).copied().unwrap_or(0).saturating_sub(usize::from(same))
+        })
         .collect();
     let mut report = EvalReport {
         num_excluded: relevant.iter().filter(|&&r| r == 0).count(),
@@ -416,6 +467,8 @@ pub fn evaluate_with(
         recall_at.sort_unstable();
         recall_at.dedup();
         report.k_searched = recall_at.last().copied().unwrap_or(0).max(report.k).min(candidates);
+        let lists = format!("the neighbour lists ({nq} queries × {} neighbours)", report.k_searched);
+        memory::check(memory::matrix_bytes(nq, report.k_searched, 8), &lists)?;
         let t = Instant::now();
         let r = (!self_ref).then_some(refs.embeddings);
         let nb = search(query.embeddings, r, dim, report.k_searched, progress)?;
@@ -484,108 +537,4 @@ fn knn_sums(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::NoProgress;
-
-    fn set<'a>(e: &'a [f32], l: &'a [i64]) -> LabelledSet<'a> {
-        LabelledSet {
-            embeddings: e,
-            labels: l,
-        }
-    }
-
-    #[test]
-    fn hand_checked_line_of_points() {
-        // 2-D unit vectors at these angles (degrees), so neighbours are the nearest angles:
-        // label:  a    a    b    a    b
-        // angle:  0   10   25   30  100
-        let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
-        let e: Vec<f32> = ang
-            .iter()
-            .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
-            .collect();
-        let l = [1i64, 1, 2, 1, 2];
-        let cfg = EvalConfig {
-            recall_at: vec![1, 2],
-            metrics: Metric::ALL[..6].to_vec(),
-            ..EvalConfig::default()
-        };
-        let rep = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
-        // Neighbour lists (self excluded), k = max_bin_count = 3 - 1 = 2:
-        // q0: 1(a) 2(b) | q1: 0(a) 2(b) | q2: 3(a) 1(a) | q3: 2(b) 1(a) | q4: 3(a) 2(b)
-        // matches: q0 [T,F] R=2; q1 [T,F] R=2; q2 [F,F] R=1; q3 [F,T] R=2; q4 [F,T] R=1
-        assert_eq!((rep.k, rep.num_queries, rep.num_excluded), (2, 5, 0));
-        let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
-        close(rep.scores.precision_at_1, 2.0 / 5.0);
-        close(rep.scores.r_precision, (0.5 + 0.5 + 0.0 + 0.5 + 0.0) / 5.0);
-        close(
-            rep.scores.mean_average_precision_at_r,
-            (0.5 + 0.5 + 0.0 + 0.25 + 0.0) / 5.0,
-        );
-        close(rep.scores.mean_average_precision, (0.5 + 0.5 + 0.0 + 0.25 + 0.5) / 5.0);
-        close(rep.scores.mean_reciprocal_rank, (1.0 + 1.0 + 0.0 + 0.5 + 0.5) / 5.0);
-        assert_eq!(rep.scores.recall_at_k, vec![(1, 2.0 / 5.0), (2, 4.0 / 5.0)]);
-    }
-
-    #[test]
-    fn lone_queries_are_excluded_and_counted() {
-        let e = [1f32, 0.0, 0.0, 1.0, 0.6, 0.8, 0.8, 0.6];
-        let q = set(&e[..4], &[5, 6]);
-        let r = set(&e[4..], &[5, 7]);
-        let rep = evaluate(q, Some(r), 2, &EvalConfig::default(), &NoProgress).unwrap();
-        assert_eq!((rep.num_queries, rep.num_excluded, rep.k), (1, 1, 1));
-        // Query 0 (label 5) = (1, 0): its nearest reference is (0.8, 0.6), label 7.
-        assert_eq!(rep.scores.precision_at_1, Some(0.0));
-        // Every query lone: NaN, as PML.
-        let rep = evaluate(q, Some(set(&e[4..], &[8, 9])), 2, &EvalConfig::default(), &NoProgress).unwrap();
-        assert!(rep.scores.precision_at_1.unwrap().is_nan());
-        assert_eq!(rep.num_excluded, 2);
-    }
-
-    #[test]
-    fn evaluate_with_uses_the_given_search_and_checks_its_shape() {
-        let e = [1f32, 0.0, 0.0, 1.0, 0.6, 0.8, 0.8, 0.6];
-        let l = [1i64, 2, 1, 2];
-        let cfg = EvalConfig::default();
-        let want = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
-        let cpu = |q: &[f32], _: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
-            Ok(knn_self(q, dim, k, &KnnOptions::default(), p)?)
-        };
-        let got = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &cpu).unwrap();
-        assert_eq!(
-            (got.scores.precision_at_1, got.scores.nmi, got.k),
-            (want.scores.precision_at_1, want.scores.nmi, want.k)
-        );
-        let short = |q: &[f32], _: Option<&[f32]>, dim: usize, _: usize, p: &dyn Progress| {
-            Ok(knn_self(q, dim, 1, &KnnOptions::default(), p)?)
-        };
-        let cfg = EvalConfig {
-            k: KChoice::Fixed(2),
-            ..EvalConfig::default()
-        };
-        let err = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &short).unwrap_err();
-        assert!(matches!(err, EvalError::Search(_)), "{err}");
-    }
-
-    #[test]
-    fn bad_inputs_are_errors() {
-        let e = [1f32, 0.0, 0.0, 1.0];
-        let cfg = EvalConfig::default();
-        let err = |q, r| evaluate(q, r, 2, &cfg, &NoProgress).unwrap_err();
-        assert!(matches!(err(set(&[], &[]), None), EvalError::Empty { .. }));
-        assert!(matches!(err(set(&e, &[1]), None), EvalError::LabelCount { .. }));
-        assert!(matches!(err(set(&[1.0, f32::NAN], &[1]), None), EvalError::Row { .. }));
-        assert!(matches!(
-            err(set(&e, &[1, 1]), Some(set(&e[..3], &[1]))),
-            EvalError::Knn(_)
-        ));
-        let mut z = [3f32, 4.0, 0.0, 0.0];
-        assert_eq!(normalise_rows(&mut z, 2), Err(RowError::Zero(1)));
-        assert_eq!(&z[..2], &[0.6, 0.8]);
-        assert_eq!(
-            normalise_rows(&mut [f32::INFINITY, 1.0], 2),
-            Err(RowError::NonFinite(0))
-        );
-    }
-}
+mod tests;
