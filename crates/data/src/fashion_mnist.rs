@@ -4,11 +4,12 @@
 //! `train-labels-idx1-ubyte` (60,000 images), `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`
 //! (10,000), 28×28 grey-scale pixels, labels 0–9 ([`CLASS_NAMES`]). Debian's
 //! `dataset-fashion-mnist` package installs them in [`DEFAULT_DIR`]; [`locate`] looks there unless
-//! given a folder, and otherwise says how to get them.
+//! given a folder, and otherwise says how to get them. Its errors are [`DatasetError`]s.
 
 use std::path::{Path, PathBuf};
 
-use crate::idx::{self, IdxError, Images};
+use crate::dataset::DatasetError;
+use crate::idx::{self, Images};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -39,60 +40,12 @@ pub const FILES: [&str; 4] = [
 ];
 
 /// How to get the data, for error messages.
-const HOW_TO_GET: &str = "get Fashion-MNIST with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; \
+pub(crate) const HOW_TO_GET: &str = "get Fashion-MNIST with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; \
      installs it in /usr/share/datasets/fashion-mnist), or download train-images-idx3-ubyte.gz, \
      train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from \
      https://github.com/zalandoresearch/fashion-mnist (direct links: \
      http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/<file>) into one folder and pass it \
      with --data DIR";
-
-/// Why Fashion-MNIST could not be found, loaded or saved.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    /// A file could not be read or is not valid IDX.
-    #[error(transparent)]
-    Idx(#[from] IdxError),
-    /// A folder lacks some of the four files.
-    #[error("{dir}: no Fashion-MNIST here (missing {}); {HOW_TO_GET}", missing.join(", "))]
-    Missing {
-        /// The folder searched.
-        dir: PathBuf,
-        /// The files not found (with or without `.gz`).
-        missing: Vec<String>,
-    },
-    /// The image and label files of a split disagree on the number of examples.
-    #[error("{images} holds {image_count} images but {labels} holds {label_count} labels")]
-    CountMismatch {
-        /// The image file.
-        images: PathBuf,
-        /// Images in it.
-        image_count: usize,
-        /// The label file.
-        labels: PathBuf,
-        /// Labels in it.
-        label_count: usize,
-    },
-    /// The images are not 28×28.
-    #[error("{path}: images are {rows}×{cols}, Fashion-MNIST's are 28×28")]
-    ImageSize {
-        /// The image file.
-        path: PathBuf,
-        /// Rows per image.
-        rows: usize,
-        /// Columns per image.
-        cols: usize,
-    },
-    /// A label is not one of the ten classes.
-    #[error("{path}: label {index} is {value}, Fashion-MNIST's labels are 0 to 9")]
-    LabelOutOfRange {
-        /// The label file.
-        path: PathBuf,
-        /// Position of the label.
-        index: usize,
-        /// The value found.
-        value: u8,
-    },
-}
 
 /// One split: images and their labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +101,7 @@ fn find_all(dir: &Path) -> Result<[PathBuf; 4], DatasetError> {
         .collect();
     match <[Option<PathBuf>; 4]>::try_from(found) {
         Ok([Some(a), Some(b), Some(c), Some(d)]) => Ok([a, b, c, d]),
-        _ => Err(DatasetError::Missing {
+        _ => Err(DatasetError::FashionMnistMissing {
             dir: dir.to_path_buf(),
             missing,
         }),
@@ -286,7 +239,7 @@ mod tests {
         assert!(e.contains("--data DIR"), "{e}");
         assert!(matches!(
             FashionMnist::load(dir.path()),
-            Err(DatasetError::Missing { .. })
+            Err(DatasetError::FashionMnistMissing { .. })
         ));
     }
 

@@ -107,13 +107,16 @@ impl RunData {
 
 /// Opens the dataset of `cfg`, reading and checking its list files (images are read later).
 pub fn open(cfg: &DataAccess) -> Result<RunData, TrainError> {
-    let Some(format) = cfg.dataset.image_format() else {
-        return match cfg.dataset {
-            DatasetKind::Synthetic => Ok(open_synthetic(cfg)),
-            _ => open_fashion_mnist(cfg),
-        };
-    };
-    let ds = Dataset::open(format, &cfg.path)?;
+    match cfg.dataset {
+        DatasetKind::FashionMnist => open_fashion_mnist(cfg),
+        DatasetKind::Synthetic => Ok(open_synthetic(cfg)),
+        folder => open_folder(folder, cfg),
+    }
+}
+
+/// Opens an image-folder dataset: its lists now, its images later through the loader.
+fn open_folder(kind: DatasetKind, cfg: &DataAccess) -> Result<RunData, TrainError> {
+    let ds = Dataset::open(kind, &cfg.path)?;
     let splits = ds
         .splits
         .into_iter()
@@ -132,7 +135,6 @@ pub fn open(cfg: &DataAccess) -> Result<RunData, TrainError> {
 }
 
 fn open_fashion_mnist(cfg: &DataAccess) -> Result<RunData, TrainError> {
-    debug_assert_eq!(cfg.dataset, DatasetKind::FashionMnist);
     let fm = FashionMnist::load(&cfg.path)?;
     let split = |name: &str, s: fashion_mnist::Split| {
         let (n, rows, cols) = (s.images.count as i64, s.images.rows as i64, s.images.cols as i64);

@@ -38,12 +38,10 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// An image dataset's lists are missing, truncated or inconsistent.
+    /// A dataset's files (image-folder lists or Fashion-MNIST's IDX files) are missing, truncated
+    /// or inconsistent.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
-    /// Fashion-MNIST's files are missing or inconsistent.
-    #[error(transparent)]
-    FashionMnist(#[from] embedrank_data::fashion_mnist::DatasetError),
     /// An image could not be loaded (in strict mode), or the loader stopped.
     #[error(transparent)]
     Loader(#[from] LoaderError),

@@ -52,8 +52,8 @@ fn expected_from_name(stem: &str) -> Expected {
     };
     let dataset = match parts[1] {
         "sop" => DatasetKind::Sop,
-        "inshop" => DatasetKind::Inshop,
-        "vehicleid" => DatasetKind::Vehicleid,
+        "inshop" => DatasetKind::InShop,
+        "vehicleid" => DatasetKind::VehicleId,
         "cub" => DatasetKind::Cub,
         "cars" => DatasetKind::Cars,
         other => panic!("{stem}: unknown dataset `{other}` in the file name"),
@@ -65,7 +65,7 @@ fn expected_from_name(stem: &str) -> Expected {
     };
     let sampler = match (loss, dataset) {
         ("fappy", _) => "label-shuffle",
-        (_, DatasetKind::Vehicleid) => "m-per-class",
+        (_, DatasetKind::VehicleId) => "m-per-class",
         _ => "super-pairs",
     };
     let (mut batch_size, mut dim) = (None, None);

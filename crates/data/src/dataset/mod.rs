@@ -8,71 +8,23 @@
 //! excluded, and the Recall@K list. Every list file is checked line by line; a problem (missing
 //! file, malformed line, unknown split value, duplicate id, a path leaving the root, an image that
 //! is not there) is a [`DatasetError`] naming the file and the line, never a panic.
+//! [`DatasetKind`] names these six and the two datasets held in memory (Fashion-MNIST, synthetic).
 
 pub mod cars;
 pub mod csv;
 pub mod cub;
+mod error;
 pub mod inshop;
+mod kind;
 pub mod mat;
 pub mod sop;
 mod text;
 pub mod vehicleid;
 
-use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-/// Why a dataset could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    /// A file or folder could not be read.
-    #[error("{path}: {io}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error (part of the message, not a separate cause, so it is printed once).
-        io: io::Error,
-    },
-    /// A file the dataset needs is not there.
-    #[error("{path}: missing {what}")]
-    Missing {
-        /// Where it was looked for.
-        path: PathBuf,
-        /// What it is.
-        what: String,
-    },
-    /// A line of a list file is wrong.
-    #[error("{path}:{line}: {reason}")]
-    Line {
-        /// The list file.
-        path: PathBuf,
-        /// The line number, from 1.
-        line: usize,
-        /// What is wrong, quoting the bad value.
-        reason: String,
-    },
-    /// A file is wrong as a whole (not text, not a valid MAT file, inconsistent counts).
-    #[error("{path}: {reason}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A split or protocol name the dataset does not have.
-    #[error("{dataset}: no {what} `{name}` (available: {available})")]
-    UnknownName {
-        /// The dataset's name.
-        dataset: &'static str,
-        /// "split" or "protocol".
-        what: &'static str,
-        /// The name asked for.
-        name: String,
-        /// The names there are, comma-separated.
-        available: String,
-    },
-}
+pub use error::DatasetError;
+pub use kind::DatasetKind;
 
 /// The result type of dataset reading.
 pub type Result<T> = std::result::Result<T, DatasetError>;
@@ -149,67 +101,6 @@ impl Protocol {
     }
 }
 
-/// The dataset formats embedrank reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DatasetKind {
-    /// Stanford Online Products (`Ebay_{train,test}.txt`).
-    Sop,
-    /// In-Shop Clothes Retrieval (`Eval/list_eval_partition.txt`).
-    InShop,
-    /// PKU VehicleID (`train_test_split/*.txt`).
-    VehicleId,
-    /// CUB-200-2011 (`images.txt`, `image_class_labels.txt`).
-    Cub,
-    /// Cars196 (`cars_annos.mat`).
-    Cars,
-    /// OML's generic CSV (`label, split, is_query, is_gallery, path[, category]`).
-    Csv,
-}
-
-impl DatasetKind {
-    /// Every kind, in documentation order.
-    pub const ALL: [DatasetKind; 6] = [
-        DatasetKind::Sop,
-        DatasetKind::InShop,
-        DatasetKind::VehicleId,
-        DatasetKind::Cub,
-        DatasetKind::Cars,
-        DatasetKind::Csv,
-    ];
-
-    /// The short name used on the command line (`sop`, `inshop`, `vehicleid`, `cub`, `cars`, `csv`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Sop => "sop",
-            DatasetKind::InShop => "inshop",
-            DatasetKind::VehicleId => "vehicleid",
-            DatasetKind::Cub => "cub",
-            DatasetKind::Cars => "cars",
-            DatasetKind::Csv => "csv",
-        }
-    }
-}
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for DatasetKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        DatasetKind::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = DatasetKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown dataset `{s}` (one of: {})", names.join(", "))
-            })
-    }
-}
-
 /// A dataset read from disk: its splits, its super-category names and its paper protocols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
@@ -227,7 +118,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads the dataset of format `kind` whose root folder (as shipped) is `dir`.
+    /// Reads the dataset of format `kind` whose root folder (as shipped) is `dir`; a kind held in
+    /// memory (not [`DatasetKind::is_image_folder`]) is a [`DatasetError::NotImageFolder`].
     ///
     /// `dir` may also be the folder holding the shipped top folder (e.g. the parent of
     /// `Stanford_Online_Products/`). For [`DatasetKind::Csv`] it is the CSV file or a folder with `df.csv`.
@@ -239,6 +131,7 @@ impl Dataset {
             DatasetKind::Cub => cub::open(dir),
             DatasetKind::Cars => cars::open(dir),
             DatasetKind::Csv => csv::open(dir),
+            DatasetKind::FashionMnist | DatasetKind::Synthetic => Err(DatasetError::NotImageFolder { kind }),
         }
     }
 

@@ -10,7 +10,7 @@ use embedrank_core::LossConfig;
 use super::model::Backbone;
 use super::optim::OptimConfig;
 use super::schedule::ScheduleConfig;
-use super::sections::DatasetKind;
+use super::DatasetKind;
 
 /// What a flag takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,12 +50,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::amp::Amp;
+pub use embedrank_data::dataset::DatasetKind;
 pub use error::ConfigError;
 pub use flags::{Flag, FlagValue, FLAGS};
 pub use model::{Backbone, ModelConfig, ResNetConfig, SmallCnnConfig};
 pub use optim::{AdamConfig, OptimConfig, SgdConfig};
 pub use schedule::{ConstantConfig, CosineConfig, ScheduleConfig, StepConfig};
-pub use sections::{DataAccess, DataConfig, DatasetKind, LoopConfig, RunConfig};
+pub use sections::{DataAccess, DataConfig, LoopConfig, RunConfig};
 
 /// The whole configuration of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]

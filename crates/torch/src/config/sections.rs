@@ -3,94 +3,10 @@
 
 use std::path::PathBuf;
 
+use embedrank_data::dataset::DatasetKind;
 use serde::{Deserialize, Serialize};
 
 use crate::amp::Amp;
-
-/// The datasets `embedrank train` can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    /// Fashion-MNIST: 60k train / 10k test 28×28 grey images, 10 classes (IDX files), held in memory.
-    #[default]
-    FashionMnist,
-    /// Stanford Online Products (`Ebay_{train,test}.txt`).
-    Sop,
-    /// In-Shop Clothes Retrieval (`Eval/list_eval_partition.txt`).
-    Inshop,
-    /// PKU VehicleID (`train_test_split/*.txt`).
-    Vehicleid,
-    /// CUB-200-2011 (`images.txt`, `image_class_labels.txt`).
-    Cub,
-    /// Cars196 (`cars_annos.mat`).
-    Cars,
-    /// OML's CSV convention (`label, split, is_query, is_gallery, path[, category]`).
-    Csv,
-    /// Random images in memory (16 classes × 64 train, 8 × 32 test, `image_size` px): for
-    /// measuring training speed without a dataset or decoding.
-    Synthetic,
-}
-
-impl DatasetKind {
-    /// Every dataset, in documentation order.
-    pub const ALL: [DatasetKind; 8] = [
-        DatasetKind::FashionMnist,
-        DatasetKind::Sop,
-        DatasetKind::Inshop,
-        DatasetKind::Vehicleid,
-        DatasetKind::Cub,
-        DatasetKind::Cars,
-        DatasetKind::Csv,
-        DatasetKind::Synthetic,
-    ];
-
-    /// The name used in config files and on the command line (`fashion-mnist`, `sop`, …): the data
-    /// crate's name for the image-folder formats.
-    pub fn name(self) -> &'static str {
-        match (self, self.image_format()) {
-            (_, Some(format)) => format.name(),
-            (DatasetKind::Synthetic, None) => "synthetic",
-            (_, None) => "fashion-mnist",
-        }
-    }
-
-    /// Every dataset's name.
-    pub fn names() -> &'static [&'static str] {
-        &[
-            "fashion-mnist",
-            "sop",
-            "inshop",
-            "vehicleid",
-            "cub",
-            "cars",
-            "csv",
-            "synthetic",
-        ]
-    }
-
-    /// Image channels: 1 for Fashion-MNIST (grey), 3 for the image-folder datasets.
-    pub fn channels(self) -> i64 {
-        if self == DatasetKind::FashionMnist {
-            1
-        } else {
-            3
-        }
-    }
-
-    /// The image-folder format of the data crate, `None` for the in-memory ones.
-    pub fn image_format(self) -> Option<embedrank_data::dataset::DatasetKind> {
-        use embedrank_data::dataset::DatasetKind as D;
-        match self {
-            DatasetKind::FashionMnist | DatasetKind::Synthetic => None,
-            DatasetKind::Sop => Some(D::Sop),
-            DatasetKind::Inshop => Some(D::InShop),
-            DatasetKind::Vehicleid => Some(D::VehicleId),
-            DatasetKind::Cub => Some(D::Cub),
-            DatasetKind::Cars => Some(D::Cars),
-            DatasetKind::Csv => Some(D::Csv),
-        }
-    }
-}
 
 /// `[data]`: which dataset is learned from and how its images are prepared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,16 +37,6 @@ fn printed_toml_is_tagged_and_holds_only_each_kinds_keys() {
 }
 
 #[test]
-fn dataset_names_are_the_config_names() {
-    for kind in DatasetKind::ALL {
-        let serde_name = serde_json::to_value(kind).unwrap();
-        assert_eq!(serde_name, kind.name(), "{kind:?}");
-    }
-    let names: Vec<&str> = DatasetKind::ALL.iter().map(|k| k.name()).collect();
-    assert_eq!(names, DatasetKind::names());
-}
-
-#[test]
 fn unknown_keys_and_sections_are_refused_by_name() {
     let err = TrainConfig::from_toml("[run]\nepoch = 5\n").unwrap_err().to_string();
     assert!(err.contains("run") && err.contains("epoch"), "{err}");
