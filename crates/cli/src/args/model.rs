@@ -10,7 +10,7 @@ use super::train::kebab;
 /// Which dataset to read and how to run the network over it; unset values come from the run.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
-    /// Dataset format: fashion-mnist, sop, inshop, vehicleid, cub, cars or csv (default: the run's).
+    /// Dataset format: fashion-mnist, sop, inshop, vehicleid, cub, cars, csv or synthetic (default: the run's).
     #[arg(long, value_parser = kebab::<DatasetKind>)]
     pub dataset: Option<DatasetKind>,
     /// The dataset's root folder as it ships (csv: the CSV file) (default: the run's).
