@@ -10,17 +10,22 @@ fn set<'a>(e: &'a [f32], l: &'a [i64]) -> LabelledSet<'a> {
     }
 }
 
+/// 2-D unit vectors at 0, 10, 25, 30 and 100 degrees with labels a a b a b.
+fn line_of_points() -> (Vec<f32>, [i64; 5]) {
+    let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
+    let e = ang
+        .iter()
+        .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
+        .collect();
+    (e, [1, 1, 2, 1, 2])
+}
+
 #[test]
 fn hand_checked_line_of_points() {
     // 2-D unit vectors at these angles (degrees), so neighbours are the nearest angles:
     // label:  a    a    b    a    b
     // angle:  0   10   25   30  100
-    let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
-    let e: Vec<f32> = ang
-        .iter()
-        .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
-        .collect();
-    let l = [1i64, 1, 2, 1, 2];
+    let (e, l) = line_of_points();
     let cfg = EvalConfig {
         recall_at: vec![1, 2],
         metrics: Metric::ALL[..6].to_vec(),
@@ -88,12 +93,7 @@ fn excluding_each_query_s_own_item() {
     // The line of points of `hand_checked_line_of_points` as references; queries: points 0
     // and 2, each paired with itself. q0: 1(a) 2(b) → [T, F], R = 2; q2: 3(a) 1(a) → [F, F],
     // R = 1 (label b: one other). k = max R = 2.
-    let ang = [0f32, 10.0, 25.0, 30.0, 100.0];
-    let e: Vec<f32> = ang
-        .iter()
-        .flat_map(|a| [a.to_radians().cos(), a.to_radians().sin()])
-        .collect();
-    let l = [1i64, 1, 2, 1, 2];
+    let (e, l) = line_of_points();
     let q: Vec<f32> = [&e[0..2], &e[4..6]].concat();
     let cfg = EvalConfig {
         metrics: Metric::ALL[..4].to_vec(),

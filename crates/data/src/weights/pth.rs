@@ -148,8 +148,15 @@ fn output_bytes(t: &TensorRef) -> Option<u64> {
     t.shape.iter().try_fold(elem, |a: u64, &d| a.checked_mul(d as u64))
 }
 
-/// The whole entry `name`, refused if it declares or inflates to more than `cap` bytes.
-fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, cap: u64, path: &Path) -> Result<Vec<u8>> {
+/// The entry `name` inflated up to `limit + 1` bytes (so that one byte too many shows), refused
+/// first if its header declares more than `declared_cap` bytes.
+fn inflate<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    name: &str,
+    declared_cap: u64,
+    limit: u64,
+    path: &Path,
+) -> Result<Vec<u8>> {
     let format = |reason: String| WeightsError::Format {
         path: path.to_path_buf(),
         reason,
@@ -157,45 +164,46 @@ fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, cap: u64, pat
     let f = zip
         .by_name(name)
         .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
-    if f.size() > cap {
+    if f.size() > declared_cap {
         return Err(format(format!(
-            "archive entry `{name}` is {} bytes, more than the {cap} allowed",
+            "archive entry `{name}` is {} bytes, more than the {declared_cap} allowed",
             f.size()
         )));
     }
-    let mut buf = Vec::with_capacity(f.size() as usize);
-    f.take(cap + 1)
+    let mut buf = Vec::with_capacity(f.size().min(limit) as usize);
+    f.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
+    Ok(buf)
+}
+
+/// The whole entry `name`, refused if it declares or inflates to more than `cap` bytes.
+fn read_entry<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, cap: u64, path: &Path) -> Result<Vec<u8>> {
+    let buf = inflate(zip, name, cap, cap, path)?;
     if buf.len() as u64 > cap {
-        return Err(format(format!(
-            "archive entry `{name}` inflates to more than the {cap} bytes allowed"
-        )));
+        return Err(WeightsError::Format {
+            path: path.to_path_buf(),
+            reason: format!("archive entry `{name}` inflates to more than the {cap} bytes allowed"),
+        });
     }
     Ok(buf)
 }
 
 /// The storage entry `name`, whose declared size is `want`: inflating stops one byte past it.
 fn read_storage<R: Read + Seek>(zip: &mut ZipArchive<R>, name: &str, want: u64, path: &Path) -> Result<Vec<u8>> {
-    let format = |reason: String| WeightsError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let f = zip
-        .by_name(name)
-        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
-    let mut buf = Vec::with_capacity(want as usize);
-    f.take(want + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format(format!("archive entry `{name}`: {e}")))?;
-    match (buf.len() as u64).cmp(&want) {
-        std::cmp::Ordering::Equal => Ok(buf),
-        std::cmp::Ordering::Less => Err(format(format!(
+    let buf = inflate(zip, name, u64::MAX, want, path)?;
+    let reason = match (buf.len() as u64).cmp(&want) {
+        std::cmp::Ordering::Equal => return Ok(buf),
+        std::cmp::Ordering::Less => format!(
             "archive entry `{name}` ends after {} of its {want} bytes (truncated or corrupt)",
             buf.len()
-        ))),
-        std::cmp::Ordering::Greater => Err(format(format!(
-            "archive entry `{name}` inflates past the {want} bytes it declares (corrupt, or a zip bomb)"
-        ))),
-    }
+        ),
+        std::cmp::Ordering::Greater => {
+            format!("archive entry `{name}` inflates past the {want} bytes it declares (corrupt, or a zip bomb)")
+        }
+    };
+    Err(WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
