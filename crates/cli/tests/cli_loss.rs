@@ -18,9 +18,15 @@ fn good(case: &Case) -> (PathBuf, PathBuf) {
     (e, l)
 }
 
+/// `embedrank loss --loss NAME --embeddings E --labels L` and `extra` arguments.
+fn loss_run(name: &str, e: &Path, l: &Path, extra: &[&str]) -> Output {
+    let base = ["loss", "--loss", name, "--embeddings", s(e), "--labels", s(l)];
+    embedrank(&[&base[..], extra].concat())
+}
+
 /// `embedrank loss --loss fastap` on the given files.
 fn fastap(e: &Path, l: &Path) -> Output {
-    embedrank(&["loss", "--loss", "fastap", "--embeddings", s(e), "--labels", s(l)])
+    loss_run("fastap", e, l, &[])
 }
 
 #[test]
@@ -29,17 +35,7 @@ fn prints_json_and_writes_the_gradient() {
     let (e, l) = good(&case);
     let g = case.path("g.npy");
     for loss in ["fastap", "fappy"] {
-        let out = embedrank(&[
-            "loss",
-            "--loss",
-            loss,
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&l),
-            "--grad-out",
-            s(&g),
-        ]);
+        let out = loss_run(loss, &e, &l, &["--grad-out", s(&g)]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let value = v["loss"].as_f64().unwrap();
@@ -72,7 +68,7 @@ fn rejects_non_finite_values_naming_row_and_column() {
     let l = case.labels("l.npy", &[0, 0, 1]);
     for (bad, text) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
         let e = case.matrix("bad.npy", &[1.0, 0.0, 0.0, 1.0, bad, 0.0], 3, 2);
-        let out = embedrank(&["loss", "--loss", "fappy", "--embeddings", s(&e), "--labels", s(&l)]);
+        let out = loss_run("fappy", &e, &l, &[]);
         assert_fails(&out, &["row 2, column 0", text, "bad.npy"]);
     }
 }
@@ -144,19 +140,7 @@ fn baselines_print_json_and_write_gradients() {
     let (e, l) = good(&case);
     let g = case.path("g.npy");
     for (loss, setting) in PAIR_BASELINES {
-        let out = embedrank(&[
-            "loss",
-            "--loss",
-            loss,
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&l),
-            "--set",
-            setting,
-            "--grad-out",
-            s(&g),
-        ]);
+        let out = loss_run(loss, &e, &l, &["--set", setting, "--grad-out", s(&g)]);
         assert!(
             out.status.success(),
             "{loss} {setting}: {}",
@@ -171,21 +155,12 @@ fn baselines_print_json_and_write_gradients() {
     let p = case.matrix("p.npy", &[1.0, 0.0, 0.0, 1.0, -1.0, 0.5], 3, 2);
     let pg = case.path("pg.npy");
     for loss in ["proxy-anchor", "normalized-softmax"] {
-        let out = embedrank(&[
-            "loss",
-            "--loss",
+        let out = loss_run(
             loss,
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&l),
-            "--proxies",
-            s(&p),
-            "--grad-out",
-            s(&g),
-            "--proxy-grad-out",
-            s(&pg),
-        ]);
+            &e,
+            &l,
+            &["--proxies", s(&p), "--grad-out", s(&g), "--proxy-grad-out", s(&pg)],
+        );
         assert!(out.status.success(), "{loss}: {}", String::from_utf8_lossy(&out.stderr));
         let proxy_grad = npy::read_matrix(&pg).unwrap();
         assert_eq!((proxy_grad.rows, proxy_grad.cols), (3, 2), "{loss}");
@@ -234,34 +209,8 @@ fn baselines_refuse_bad_settings() {
     let case = Case::new();
     let (e, l) = good(&case);
     let p = case.matrix("p.npy", &[1.0, 0.0, 0.0, 1.0], 2, 2);
-    let run = |loss: &str, setting: &str| {
-        embedrank(&[
-            "loss",
-            "--loss",
-            loss,
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&l),
-            "--proxies",
-            s(&p),
-            "--set",
-            setting,
-        ])
-    };
-    let pair = |loss: &str, setting: &str| {
-        embedrank(&[
-            "loss",
-            "--loss",
-            loss,
-            "--embeddings",
-            s(&e),
-            "--labels",
-            s(&l),
-            "--set",
-            setting,
-        ])
-    };
+    let run = |loss: &str, setting: &str| loss_run(loss, &e, &l, &["--proxies", s(&p), "--set", setting]);
+    let pair = |loss: &str, setting: &str| loss_run(loss, &e, &l, &["--set", setting]);
     assert_fails(
         &run("normalized-softmax", "loss.temperature=0"),
         &["temperature = 0", "> 0"],
