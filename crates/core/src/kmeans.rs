@@ -92,6 +92,11 @@ fn seed_plus_plus(
     progress.start("k-means++", k as u64);
     progress.advance(1);
     while chosen.len() < k {
+        if progress.cancelled() {
+            // The caller discards the result: any k rows will do.
+            chosen.resize(k, chosen[0]);
+            break;
+        }
         let pending = chosen.len() - folded;
         if pending > 0 && (cum.is_empty() || pending >= (chosen.len() / 4).clamp(1, 256)) {
             let rows = &chosen[folded..];
@@ -200,6 +205,9 @@ pub fn kmeans(x: &[f32], dim: usize, opts: &KMeansOptions, progress: &dyn Progre
     let mut labels = vec![u32::MAX; n];
     progress.start("k-means", opts.max_iter as u64);
     for _ in 0..opts.max_iter.max(1) {
+        if progress.cancelled() {
+            break;
+        }
         let changed = assign(x, dim, &cents, k, &mut labels);
         progress.advance(1);
         if changed == 0 {

@@ -153,7 +153,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         knn: KnnOptions {
             block: args.block.max(1),
             symmetric: !args.no_symmetry,
+            ..KnnOptions::default()
         },
+        ..EvalConfig::default()
     };
     if cfg.recall_at.contains(&0) {
         bail!("--recall-at values must be at least 1");

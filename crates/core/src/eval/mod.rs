@@ -32,7 +32,9 @@ use crate::progress::Progress;
 use crate::scores::Scores;
 
 mod error;
+mod per_query;
 pub use error::{EvalError, RowError};
+pub use per_query::PerQuery;
 
 /// A metric [`evaluate`] can compute; names are PML's (`recall_at_k` is embedrank's addition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,6 +123,8 @@ pub struct EvalConfig {
     pub seed: u64,
     /// kNN tuning.
     pub knn: KnnOptions,
+    /// Also keep each query's metric values ([`EvalReport::per_query`]).
+    pub per_query: bool,
 }
 
 impl Default for EvalConfig {
@@ -132,6 +136,7 @@ impl Default for EvalConfig {
             kmeans_iters: 20,
             seed: 0,
             knn: KnnOptions::default(),
+            per_query: false,
         }
     }
 }
@@ -167,6 +172,9 @@ pub struct EvalReport {
     /// The k-means cluster of each query (empty unless NMI or AMI was asked for).
     #[serde(skip)]
     pub clusters: Vec<u32>,
+    /// Each query's kNN metric values, when [`EvalConfig::per_query`] asked for them.
+    #[serde(skip)]
+    pub per_query: Option<PerQuery>,
 }
 
 /// Seconds spent in the stages of an evaluation.
@@ -253,14 +261,14 @@ fn dense_ids(labels: &[i64]) -> Vec<u32> {
 
 /// Per-query metric values, summed over queries.
 #[derive(Debug, Clone, Default)]
-struct Sums {
-    count: usize,
-    p1: f64,
-    r_prec: f64,
-    map_r: f64,
-    map: f64,
-    mrr: f64,
-    recall: Vec<f64>,
+pub(crate) struct Sums {
+    pub(crate) count: usize,
+    pub(crate) p1: f64,
+    pub(crate) r_prec: f64,
+    pub(crate) map_r: f64,
+    pub(crate) map: f64,
+    pub(crate) mrr: f64,
+    pub(crate) recall: Vec<f64>,
 }
 
 impl Sums {
@@ -479,9 +487,33 @@ fn evaluate_impl(
             )));
         }
         report.timings.knn = t.elapsed().as_secs_f64();
-        let sums = knn_sums(&nb, query.labels, refs.labels, &relevant, report.k, &recall_at);
-        let mean = |x: f64| x / sums.count as f64;
         let k_ok = report.k > 0;
+        let one = |i: usize| {
+            (relevant[i] > 0).then(|| {
+                let matches: Vec<bool> = (0..nb.k)
+                    .map(|j| refs.labels[nb.index(i, j)] == query.labels[i])
+                    .collect();
+                Sums::one(&matches, report.k, relevant[i], &recall_at)
+            })
+        };
+        let zero = || Sums {
+            recall: vec![0.0; recall_at.len()],
+            ..Sums::default()
+        };
+        let sums = if cfg.per_query {
+            let each: Vec<Option<Sums>> = (0..nq).into_par_iter().map(one).collect();
+            report.per_query = Some(PerQuery::new(&each, k_ok));
+            each.into_iter().flatten().fold(zero(), Sums::add)
+        } else {
+            (0..nq)
+                .into_par_iter()
+                .fold_with(zero(), |acc, i| match one(i) {
+                    Some(s) => acc.add(s),
+                    None => acc,
+                })
+                .reduce(zero, Sums::add)
+        };
+        let mean = |x: f64| x / sums.count as f64;
         let pick = |m: Metric, v: f64| (wants(m)).then(|| if k_ok { mean(v) } else { f64::NAN });
         report.scores.precision_at_1 = pick(Metric::PrecisionAt1, sums.p1);
         report.scores.r_precision = pick(Metric::RPrecision, sums.r_prec);
@@ -505,35 +537,15 @@ fn evaluate_impl(
             seed: cfg.seed,
         };
         let pred = kmeans(query.embeddings, dim, &opts, progress);
+        if progress.cancelled() {
+            return Err(EvalError::Knn(KnnError::Cancelled));
+        }
         report.timings.kmeans = t.elapsed().as_secs_f64();
         report.scores.nmi = wants(Metric::Nmi).then(|| nmi(&truth, &pred));
         report.scores.ami = wants(Metric::Ami).then(|| ami(&truth, &pred));
         report.clusters = pred;
     }
     Ok(report)
-}
-
-/// Sums of the per-query kNN metrics over the non-lone queries.
-fn knn_sums(
-    nb: &Neighbours,
-    q_labels: &[i64],
-    r_labels: &[i64],
-    relevant: &[usize],
-    k: usize,
-    recall_at: &[usize],
-) -> Sums {
-    let zero = || Sums {
-        recall: vec![0.0; recall_at.len()],
-        ..Sums::default()
-    };
-    (0..nb.rows)
-        .into_par_iter()
-        .filter(|&i| relevant[i] > 0)
-        .fold_with(zero(), |acc, i| {
-            let matches: Vec<bool> = (0..nb.k).map(|j| r_labels[nb.index(i, j)] == q_labels[i]).collect();
-            acc.add(Sums::one(&matches, k, relevant[i], recall_at))
-        })
-        .reduce(zero, Sums::add)
 }
 
 #[cfg(test)]

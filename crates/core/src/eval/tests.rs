@@ -147,3 +147,49 @@ fn bad_inputs_are_errors() {
         Err(RowError::NonFinite(0))
     );
 }
+
+#[test]
+fn per_query_values_average_to_the_scores_and_lone_queries_are_nan() {
+    // The line of points plus a sixth point at 200° with a label of its own (lone).
+    let (mut e, l) = line_of_points();
+    e.extend([200f32.to_radians().cos(), 200f32.to_radians().sin()]);
+    let l = [l.as_slice(), &[3]].concat();
+    let cfg = EvalConfig {
+        metrics: Metric::ALL[..6].to_vec(),
+        per_query: true,
+        ..EvalConfig::default()
+    };
+    let rep = evaluate(set(&e, &l), None, 2, &cfg, &NoProgress).unwrap();
+    let pq = rep.per_query.clone().unwrap();
+    // As in `hand_checked_line_of_points`: q0 and q1 find their label first, q2..q4 do not; the
+    // lone q5 counts in no mean.
+    assert_eq!(pq.precision_at_1[..5], [1.0, 1.0, 0.0, 0.0, 0.0]);
+    assert!(pq.precision_at_1[5].is_nan() && pq.mean_reciprocal_rank[5].is_nan());
+    let mean = |v: &[f64]| v[..5].iter().sum::<f64>() / 5.0;
+    let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?} vs {b}");
+    close(rep.scores.precision_at_1, mean(&pq.precision_at_1));
+    close(rep.scores.r_precision, mean(&pq.r_precision));
+    close(
+        rep.scores.mean_average_precision_at_r,
+        mean(&pq.mean_average_precision_at_r),
+    );
+    close(rep.scores.mean_average_precision, mean(&pq.mean_average_precision));
+    close(rep.scores.mean_reciprocal_rank, mean(&pq.mean_reciprocal_rank));
+    // Without the flag, the same scores and no per-query values.
+    let plain = evaluate(
+        set(&e, &l),
+        None,
+        2,
+        &EvalConfig {
+            per_query: false,
+            ..cfg
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(plain.per_query.is_none());
+    close(
+        plain.scores.mean_average_precision_at_r,
+        rep.scores.mean_average_precision_at_r.unwrap(),
+    );
+}

@@ -19,6 +19,13 @@
 //! Results follow the tie rule of [`crate::topk`]: higher score first, then lower reference
 //! index; they are deterministic whatever the block size or thread count. `k` is clipped to the
 //! number of candidates (the reference size, minus one for [`knn_self`]).
+//!
+//! [`Ranking::Euclidean`] ranks by Euclidean distance on the rows as given (faiss `IndexFlatL2`,
+//! PML's default) with the same products: the score of reference `r` is `q·r − ‖r‖²/2`, which
+//! orders references exactly as `−‖q − r‖²` does, and `‖q − r‖² = ‖q‖² − 2·score`.
+//!
+//! A search polls [`Progress::cancelled`] between tiles and returns [`KnnError::Cancelled`] once
+//! it says so.
 
 use std::sync::Mutex;
 
@@ -56,6 +63,19 @@ pub enum KnnError {
     /// The search would not fit in memory.
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    /// The caller stopped the search ([`Progress::cancelled`]).
+    #[error("the kNN search was interrupted")]
+    Cancelled,
+}
+
+/// What "nearest" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ranking {
+    /// Highest inner product first (the cosine similarity on L2-normalised rows).
+    #[default]
+    InnerProduct,
+    /// Smallest Euclidean distance first; the score is `q·r − ‖r‖²/2` (see the module docs).
+    Euclidean,
 }
 
 /// Tuning of the streamed search.
@@ -65,6 +85,8 @@ pub struct KnnOptions {
     pub block: usize,
     /// For [`knn_self`]: compute only the upper triangle of tiles (half the products).
     pub symmetric: bool,
+    /// Inner product or Euclidean distance.
+    pub ranking: Ranking,
 }
 
 impl Default for KnnOptions {
@@ -72,6 +94,7 @@ impl Default for KnnOptions {
         KnnOptions {
             block: 1024,
             symmetric: true,
+            ranking: Ranking::InnerProduct,
         }
     }
 }
@@ -145,7 +168,34 @@ pub fn knn(
     let nr = rows_of("the reference set", refs, dim)?;
     let k = k.min(nr);
     check_memory(nq, nr, k, false, opts)?;
-    Ok(streamed(queries, nq, refs, nr, dim, k, Skip::Nothing, opts, progress))
+    let nb = streamed(queries, nq, refs, nr, dim, k, Skip::Nothing, opts, progress);
+    unless_cancelled(nb, progress)
+}
+
+/// `nb`, or [`KnnError::Cancelled`] if the caller stopped the search that made it.
+fn unless_cancelled(nb: Neighbours, progress: &dyn Progress) -> Result<Neighbours, KnnError> {
+    if progress.cancelled() {
+        return Err(KnnError::Cancelled);
+    }
+    Ok(nb)
+}
+
+/// `‖r‖²/2` for each row of `r` when ranking by Euclidean distance (summed in `f64`).
+fn half_norms(r: &[f32], dim: usize, ranking: Ranking) -> Option<Vec<f32>> {
+    (ranking == Ranking::Euclidean).then(|| {
+        r.par_chunks_exact(dim)
+            .map(|row| (row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / 2.0) as f32)
+            .collect()
+    })
+}
+
+/// Subtracts `bias[j]` from column `j` of the `cols`-wide row-major tile `src`, into `dst`.
+fn shift_columns(src: &[f32], cols: usize, bias: &[f32], dst: &mut [f32]) {
+    for (d, s) in dst.chunks_exact_mut(cols).zip(src.chunks_exact(cols)) {
+        for ((d, s), b) in d.iter_mut().zip(s).zip(bias) {
+            *d = s - b;
+        }
+    }
 }
 
 /// [`knn`] with reference `exclude[i]` (if any) left out of query `i`'s neighbours. `k` is clipped
@@ -178,17 +228,9 @@ pub fn knn_excluding(
     }
     let k = k.min(nr - usize::from(exclude.iter().any(Option::is_some)));
     check_memory(nq, nr, k, false, opts)?;
-    Ok(streamed(
-        queries,
-        nq,
-        refs,
-        nr,
-        dim,
-        k,
-        Skip::PerQuery(exclude),
-        opts,
-        progress,
-    ))
+    let skip = Skip::PerQuery(exclude);
+    let nb = streamed(queries, nq, refs, nr, dim, k, skip, opts, progress);
+    unless_cancelled(nb, progress)
 }
 
 /// The `k` highest-scoring other rows of `emb` for each of its rows (its own index excluded).
@@ -202,11 +244,12 @@ pub fn knn_self(
     let n = rows_of("the embedding set", emb, dim)?;
     let k = k.min(n.saturating_sub(1));
     check_memory(n, n, k, true, opts)?;
-    if opts.symmetric && k > 0 {
-        Ok(symmetric(emb, n, dim, k, opts, progress))
+    let nb = if opts.symmetric && k > 0 {
+        symmetric(emb, n, dim, k, opts, progress)
     } else {
-        Ok(streamed(emb, n, emb, n, dim, k, Skip::Diagonal, opts, progress))
-    }
+        streamed(emb, n, emb, n, dim, k, Skip::Diagonal, opts, progress)
+    };
+    unless_cancelled(nb, progress)
 }
 
 /// The peak bytes a CPU search of `nq` queries against `nr` references for `k` neighbours
@@ -222,17 +265,22 @@ pub fn search_bytes(nq: usize, nr: usize, k: usize, self_search: bool, opts: &Kn
     if k == 0 || nq == 0 {
         return 0;
     }
+    // Euclidean ranking keeps the references' half norms, and a second (shifted) tile per thread.
+    let euclid = opts.ranking == Ranking::Euclidean;
+    let norms = if euclid { mul(nr, 4) } else { 0 };
     if self_search && opts.symmetric {
         let cap = k + slack(k, false);
-        let tile = mul(b.min(nq), b.min(nq)).saturating_mul(4);
+        let tile = mul(b.min(nq), b.min(nq)).saturating_mul(4 * (1 + u64::from(euclid)));
         let tiles = tile.saturating_mul(threads.min(nq.div_ceil(b)) as u64);
-        return mul(nq, cap * 8 + STATE).saturating_add(tiles);
+        return mul(nq, cap * 8 + STATE).saturating_add(tiles).saturating_add(norms);
     }
     let bq = b.min(nq);
     let cap = k + slack(k, true);
     let per_task = mul(bq, cap * 8 + STATE).saturating_add(mul(bq, b.min(nr)).saturating_mul(4));
     let tasks = threads.min(nq.div_ceil(b)) as u64;
-    mul(nq, k * 8).saturating_add(per_task.saturating_mul(tasks))
+    mul(nq, k * 8)
+        .saturating_add(per_task.saturating_mul(tasks))
+        .saturating_add(norms)
 }
 
 fn check_memory(nq: usize, nr: usize, k: usize, self_search: bool, opts: &KnnOptions) -> Result<(), KnnError> {
@@ -270,6 +318,7 @@ fn streamed(
     }
     let b = opts.block.max(1);
     let cap = k + slack(k, true);
+    let bias = half_norms(r, dim, opts.ranking);
     progress.start("kNN", tile_units(nq, nr));
     keys.par_chunks_mut(b * k).enumerate().for_each(|(bi, out)| {
         let q0 = bi * b;
@@ -279,9 +328,17 @@ fn streamed(
         let mut scores = vec![0f32; bq * b];
         let mut top = TopKRows::new(k, cap, &mut buf);
         for r0 in (0..nr).step_by(b) {
+            if progress.cancelled() {
+                break;
+            }
             let br = b.min(nr - r0);
             let s = &mut scores[..bq * br];
             matmul_abt_single(qb, &r[r0 * dim..(r0 + br) * dim], bq, br, dim, s);
+            if let Some(h) = &bias {
+                for line in s.chunks_exact_mut(br) {
+                    line.iter_mut().zip(&h[r0..r0 + br]).for_each(|(v, h)| *v -= h);
+                }
+            }
             for (i, line) in s.chunks_exact(br).enumerate() {
                 let left_out = match skip {
                     Skip::Nothing => None,
@@ -308,6 +365,7 @@ fn symmetric(e: &[f32], n: usize, dim: usize, k: usize, opts: &KnnOptions, progr
     let b = opts.block.max(1);
     let cap = k + slack(k, false);
     let nb = n.div_ceil(b);
+    let bias = half_norms(e, dim, opts.ranking);
     let mut buf = vec![0u64; n * cap];
     {
         let states: Vec<Mutex<TopKRows>> = buf
@@ -320,9 +378,13 @@ fn symmetric(e: &[f32], n: usize, dim: usize, k: usize, opts: &KnnOptions, progr
             .map(|&(i, j)| tile_units(b.min(n - i * b), b.min(n - j * b)) * if i == j { 1 } else { 2 })
             .sum();
         progress.start("kNN", total);
+        let shifted_len = if bias.is_some() { b * b } else { 0 };
         pairs.par_iter().for_each_init(
-            || vec![0f32; b * b],
-            |scores, &(bi, bj)| {
+            || (vec![0f32; b * b], vec![0f32; shifted_len]),
+            |(scores, shifted), &(bi, bj)| {
+                if progress.cancelled() {
+                    return;
+                }
                 let (i0, j0) = (bi * b, bj * b);
                 let (ni, nj) = (b.min(n - i0), b.min(n - j0));
                 let s = &mut scores[..ni * nj];
@@ -334,14 +396,38 @@ fn symmetric(e: &[f32], n: usize, dim: usize, k: usize, opts: &KnnOptions, progr
                     dim,
                     s,
                 );
+                // Euclidean: row i of the tile sees s_ij − ‖e_j‖²/2, row j sees s_ij − ‖e_i‖²/2.
+                let t = &mut shifted[..];
+                let rows: &[f32] = match &bias {
+                    None => s,
+                    Some(h) => {
+                        shift_columns(s, nj, &h[j0..j0 + nj], &mut t[..ni * nj]);
+                        &t[..ni * nj]
+                    }
+                };
                 {
                     let mut top = states[bi].lock().expect("a kNN worker panicked");
-                    for (i, line) in s.chunks_exact(nj).enumerate() {
+                    for (i, line) in rows.chunks_exact(nj).enumerate() {
                         top.offer_row(i, line, j0, (bi == bj).then_some(i));
                     }
                 }
                 if bi != bj {
-                    states[bj].lock().expect("a kNN worker panicked").offer_columns(s, i0);
+                    let cols: &[f32] = match &bias {
+                        None => s,
+                        Some(h) => {
+                            for (d, (s, hi)) in t[..ni * nj]
+                                .chunks_exact_mut(nj)
+                                .zip(s.chunks_exact(nj).zip(&h[i0..i0 + ni]))
+                            {
+                                d.iter_mut().zip(s).for_each(|(d, s)| *d = s - hi);
+                            }
+                            &t[..ni * nj]
+                        }
+                    };
+                    states[bj]
+                        .lock()
+                        .expect("a kNN worker panicked")
+                        .offer_columns(cols, i0);
                 }
                 progress.advance(tile_units(ni, nj) * if bi == bj { 1 } else { 2 });
             },
@@ -361,168 +447,4 @@ fn symmetric(e: &[f32], n: usize, dim: usize, k: usize, opts: &KnnOptions, progr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::NoProgress;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    /// Values on a grid of quarters, so f32 products are exact (any summation order) and exact
-    /// ties are common: the brute force must agree bit for bit, tie rule included.
-    fn grid(rng: &mut ChaCha8Rng, rows: usize, dim: usize) -> Vec<f32> {
-        (0..rows * dim)
-            .map(|_| rng.random_range(-4i32..=4) as f32 / 4.0)
-            .collect()
-    }
-
-    fn brute(q: &[f32], r: &[f32], dim: usize, k: usize, exclude_self: bool) -> Neighbours {
-        let nq = q.len() / dim;
-        let exclude: Vec<Option<u32>> = (0..nq).map(|i| exclude_self.then_some(i as u32)).collect();
-        brute_excluding(q, r, dim, k, &exclude)
-    }
-
-    fn brute_excluding(q: &[f32], r: &[f32], dim: usize, k: usize, exclude: &[Option<u32>]) -> Neighbours {
-        let (nq, nr) = (q.len() / dim, r.len() / dim);
-        let k = k.min(nr - usize::from(exclude.iter().any(Option::is_some)));
-        let mut keys = Vec::new();
-        for i in 0..nq {
-            let mut all: Vec<Hit> = (0..nr)
-                .filter(|&j| exclude[i] != Some(j as u32))
-                .map(|j| {
-                    let s: f64 = (0..dim).map(|p| q[i * dim + p] as f64 * r[j * dim + p] as f64).sum();
-                    Hit {
-                        score: s as f32,
-                        index: j as u32,
-                    }
-                })
-                .collect();
-            all.sort_by(Hit::rank_cmp);
-            keys.extend(all[..k].iter().map(|h| h.key()));
-        }
-        Neighbours { rows: nq, k, keys }
-    }
-
-    #[test]
-    fn streamed_search_equals_brute_force_at_random_block_sizes() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..12 {
-            let dim = rng.random_range(1..9);
-            let (nq, nr) = (rng.random_range(1..90), rng.random_range(1..120));
-            let k = rng.random_range(1..nr + 10); // sometimes k > nr: clipped
-            let q = grid(&mut rng, nq, dim);
-            let r = grid(&mut rng, nr, dim);
-            let opts = KnnOptions {
-                block: rng.random_range(1..40),
-                symmetric: false,
-            };
-            let got = knn(&q, &r, dim, k, &opts, &NoProgress).unwrap();
-            assert_eq!(got, brute(&q, &r, dim, k, false), "nq={nq} nr={nr} k={k} {opts:?}");
-        }
-    }
-
-    #[test]
-    fn self_search_excludes_self_in_both_schedules() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for _ in 0..12 {
-            let dim = rng.random_range(1..9);
-            let n = rng.random_range(2..150);
-            let k = rng.random_range(1..n + 5);
-            let e = grid(&mut rng, n, dim);
-            let want = brute(&e, &e, dim, k, true);
-            for symmetric in [false, true] {
-                let opts = KnnOptions {
-                    block: rng.random_range(1..50),
-                    symmetric,
-                };
-                let got = knn_self(&e, dim, k, &opts, &NoProgress).unwrap();
-                assert_eq!(got, want, "n={n} k={k} {opts:?}");
-                assert!((0..n).all(|i| got.row(i).all(|h| h.index as usize != i)));
-            }
-        }
-    }
-
-    #[test]
-    fn per_query_exclusion_equals_brute_force() {
-        let mut rng = ChaCha8Rng::seed_from_u64(13);
-        for _ in 0..12 {
-            let dim = rng.random_range(1..9);
-            let (nq, nr) = (rng.random_range(1..90), rng.random_range(2..120));
-            let k = rng.random_range(1..nr + 10);
-            let q = grid(&mut rng, nq, dim);
-            let r = grid(&mut rng, nr, dim);
-            let exclude: Vec<Option<u32>> = (0..nq)
-                .map(|_| rng.random_bool(0.6).then(|| rng.random_range(0..nr as u32)))
-                .collect();
-            let opts = KnnOptions {
-                block: rng.random_range(1..40),
-                symmetric: false,
-            };
-            let got = knn_excluding(&q, &r, dim, k, &exclude, &opts, &NoProgress).unwrap();
-            assert_eq!(got, brute_excluding(&q, &r, dim, k, &exclude), "nq={nq} nr={nr} k={k}");
-            for (i, e) in exclude.iter().enumerate() {
-                assert!(got.row(i).all(|h| Some(h.index) != *e));
-            }
-        }
-        // The exclusion list must match the queries and name existing references.
-        let e = [1f32, 0.0, 0.0, 1.0];
-        let err = knn_excluding(&e, &e, 2, 1, &[None], &KnnOptions::default(), &NoProgress).unwrap_err();
-        assert!(err.to_string().contains("1 entries for 2 queries"), "{err}");
-        let err = knn_excluding(&e, &e, 2, 1, &[None, Some(2)], &KnnOptions::default(), &NoProgress).unwrap_err();
-        assert!(err.to_string().contains("reference 2 out of query 1"), "{err}");
-    }
-
-    #[test]
-    fn memory_estimate_covers_the_result_and_refuses_the_impossible() {
-        let opts = KnnOptions::default();
-        // The neighbour lists alone are nq × k × 8 bytes; the buffers add their slack.
-        let n = 20_000;
-        for self_search in [false, true] {
-            let b = search_bytes(n, n, n - 1, self_search, &opts);
-            assert!(b >= (n * (n - 1) * 8) as u64, "{b}");
-        }
-        assert_eq!(search_bytes(0, 5, 3, false, &opts), 0);
-        // 3 million rows against themselves, every neighbour: 72 TB of neighbour lists.
-        let big = 3_000_000;
-        let est = search_bytes(big, big, big - 1, true, &opts);
-        let err = crate::memory::check(est, "x").unwrap_err();
-        assert_eq!(err.needed, est);
-    }
-
-    #[test]
-    fn duplicate_rows_rank_by_index() {
-        // Every row identical: all scores tie, so neighbours are the lowest other indices.
-        let e = vec![0.5f32; 10 * 3];
-        let got = knn_self(
-            &e,
-            3,
-            4,
-            &KnnOptions {
-                block: 3,
-                symmetric: true,
-            },
-            &NoProgress,
-        )
-        .unwrap();
-        for i in 0..10 {
-            let want: Vec<u32> = (0..10u32).filter(|&j| j as usize != i).take(4).collect();
-            assert_eq!(got.row(i).map(|h| h.index).collect::<Vec<_>>(), want);
-        }
-    }
-
-    #[test]
-    fn degenerate_sizes_and_bad_shapes() {
-        let one = [1.0f32, 0.0];
-        let got = knn_self(&one, 2, 5, &KnnOptions::default(), &NoProgress).unwrap();
-        assert_eq!((got.rows, got.k, got.keys.len()), (1, 0, 0));
-        let got = knn(&[], &one, 2, 3, &KnnOptions::default(), &NoProgress).unwrap();
-        assert_eq!((got.rows, got.k), (0, 1));
-        assert!(matches!(
-            knn(&one, &one, 0, 1, &KnnOptions::default(), &NoProgress),
-            Err(KnnError::Shape { .. })
-        ));
-        assert!(matches!(
-            knn(&one, &[1.0; 3], 2, 1, &KnnOptions::default(), &NoProgress),
-            Err(KnnError::Shape { .. })
-        ));
-    }
-}
+mod tests;
