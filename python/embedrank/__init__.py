@@ -1,0 +1,32 @@
+"""embedrank: exact retrieval evaluation and exact rank losses from a Rust core.
+
+- `AccuracyCalculator`: a drop-in for PML 2.9's, exact and fast (numpy only, no torch needed);
+- `knn`: exact k-nearest-neighbour search with a documented tie rule;
+- losses as `torch.nn.Module`s (imported on first use, so evaluation works without torch):
+  `FastAPLoss`, `FAPPYLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
+  `ProxyAnchorLoss`, `NormalizedSoftmaxLoss`, and `CoreLoss` for any loss by name.
+"""
+
+from ._core import __version__
+from .evaluation import AccuracyCalculator, knn
+
+_LOSSES = (
+    "CoreLoss",
+    "FastAPLoss",
+    "FAPPYLoss",
+    "ContrastiveLoss",
+    "TripletMarginLoss",
+    "MultiSimilarityLoss",
+    "ProxyAnchorLoss",
+    "NormalizedSoftmaxLoss",
+)
+
+__all__ = ["AccuracyCalculator", "knn", "__version__", *_LOSSES]
+
+
+def __getattr__(name):
+    if name in _LOSSES:
+        from . import losses
+
+        return getattr(losses, name)
+    raise AttributeError(f"module 'embedrank' has no attribute {name!r}")
