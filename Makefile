@@ -12,7 +12,8 @@ RELEASE_BIN := target/release/embedrank
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all demo test venv build release lint rust-test oracle bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
+# python: the wheel of python/ (see below).
+.PHONY: all demo test venv build release lint rust-test oracle python python-test bench-python bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
 
 all: build
 
@@ -30,8 +31,9 @@ build: venv
 release: venv
 	$(CARGO) build --release --bin embedrank
 
-## Everything CI runs: formatting, lints, Rust tests, then the oracle tests against PML & co.
-test: venv lint rust-test oracle
+## Everything CI runs: formatting, lints, Rust tests, the oracle tests against PML & co., then the
+## Python package's tests (against PML too).
+test: venv lint rust-test oracle python-test
 
 lint: venv
 	$(CARGO) fmt --all -- --check
@@ -43,6 +45,16 @@ rust-test: venv
 oracle: venv
 	$(CARGO) build --bin embedrank
 	EMBEDRANK_BIN=$(BIN) $(PY) -m pytest tests/oracle -q
+
+## The Python package (python/, PyO3 abi3 over the core, no libtorch): one wheel for CPython >= 3.9
+## into target/wheels/, installed into the project venv. `pip install ./python` does the same anywhere.
+python: venv
+	rm -f target/wheels/embedrank-*.whl
+	cd python && $(CURDIR)/$(VENV)/bin/maturin build --release -o $(CURDIR)/target/wheels
+	$(PY) -m pip install -q --force-reinstall --no-deps target/wheels/embedrank-*.whl
+
+python-test: python
+	$(PY) -m pytest python/tests -q
 
 ## The main job on the default data: Fashion-MNIST (installed if missing; DATA=DIR to use another
 ## copy), the default config (small CNN, FastAP 10 bins, 8 classes x 32, Adam 1e-3, 2 epochs), then
@@ -70,7 +82,7 @@ fuzz:
 comma := ,
 
 ## Benchmarks: embedrank side by side with the PyTorch / PML / faiss equivalent, in one run.
-bench: bench-loss bench-eval bench-train bench-data
+bench: bench-loss bench-eval bench-train bench-data bench-python
 
 bench-loss: venv
 	$(PY) bench/bench_loss.py
@@ -85,6 +97,10 @@ bench-eval: venv release
 LOSS ?= fastap
 bench-train: venv release
 	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data" --loss $(LOSS)
+
+## The Python package vs PML in one process: SOP-size AccuracyCalculator, FastAP at N = 256 / 1024.
+bench-python: python
+	$(PY) bench/bench_python.py
 
 ## Decoded+augmented images/s: embedrank's loader vs PyTorch DataLoader + torchvision, same JPEGs and workers.
 bench-data: venv
