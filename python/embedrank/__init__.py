@@ -26,7 +26,12 @@ __all__ = ["AccuracyCalculator", "knn", "__version__", *_LOSSES]
 
 def __getattr__(name):
     if name in _LOSSES:
-        from . import losses
-
+        try:
+            from . import losses
+        except ModuleNotFoundError as e:
+            if e.name != "torch":
+                raise
+            raise ImportError(f"embedrank.{name} is a torch.nn.Module: install torch to use the losses "
+                              "(evaluation and knn need numpy only)") from e
         return getattr(losses, name)
     raise AttributeError(f"module 'embedrank' has no attribute {name!r}")
