@@ -31,6 +31,27 @@ pub enum Command {
     Report(ReportArgs),
     /// Embed a dataset's splits with a trained network; write embeddings and labels as .npy.
     Embed(EmbedArgs),
+    /// Export a trained network as a TorchScript module (torch.jit.load) for serving.
+    Export(ExportArgs),
+}
+
+/// Arguments of `embedrank export`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Writes OUT (atomically): a TorchScript module, traced in inference mode, that maps a \
+float32 N×C×H×W batch, normalised as at test time, to N×dim L2-normalised embeddings, for any N. Prints \
+its input shape and normalisation as JSON. In Python:\n\n  \
+model = torch.jit.load(\"model.pt\")\n  \
+with torch.no_grad():\n      \
+embeddings = model(images)  # images: N×C×H×W, (x/255 - mean) / std per channel"
+)]
+pub struct ExportArgs {
+    /// A training run's directory (its latest checkpoint and settings).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub checkpoint: PathBuf,
+    /// The TorchScript file to write.
+    #[arg(long, value_name = "FILE", default_value = "model.pt")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `embedrank embed`.

@@ -31,6 +31,8 @@ pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedModel, TrainErr
     let net = EmbeddingNet::new(&vs, &config.model, config.data.dataset.channels());
     checkpoint::restore_model(&mut vs, &loaded)?;
     vs.set_device(device);
+    // Inference only: no gradients (and the weights can be traced as constants by `export`).
+    vs.freeze();
     Ok(TrainedModel {
         net,
         config,

@@ -25,6 +25,7 @@ pub mod dataset;
 pub mod device;
 pub mod error;
 pub mod evaluate;
+pub mod export;
 mod fsutil;
 pub mod inference;
 pub mod knn_device;

@@ -3,6 +3,7 @@
 mod embed;
 mod eval;
 mod eval_model;
+mod export;
 mod loss;
 mod model_data;
 mod report;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }
 
