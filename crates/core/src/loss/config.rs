@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, Triplet,
+    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, SmoothAp,
+    Triplet,
 };
 use crate::settings::{self, SettingsError, Tagged, Tree};
 
@@ -75,6 +76,8 @@ losses! {
     Fastap(FastAp) = "fastap",
     /// FAPPY (Zhong et al., ICONIP 2017): `delta`, `weighting`.
     Fappy(Fappy) = "fappy",
+    /// Smooth-AP (Brown et al., ECCV 2020): `temperature`, `variant`.
+    SmoothAp(SmoothAp) = "smooth-ap",
     /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
     Contrastive(Contrastive) = "contrastive",
     /// Triplet margin loss (PML `TripletMarginLoss` + miners): `margin`, `mining`, `miner_margin`.
