@@ -3,7 +3,7 @@
 - `AccuracyCalculator`: a drop-in for PML 2.9's, exact and fast (numpy only, no torch needed);
 - `knn`: exact k-nearest-neighbour search with a documented tie rule;
 - losses as `torch.nn.Module`s (imported on first use, so evaluation works without torch):
-  `FastAPLoss`, `FAPPYLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
+  `FastAPLoss`, `FAPPYLoss`, `SmoothAPLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
   `ProxyAnchorLoss`, `NormalizedSoftmaxLoss`, and `CoreLoss` for any loss by name.
 """
 
@@ -14,6 +14,7 @@ _LOSSES = (
     "CoreLoss",
     "FastAPLoss",
     "FAPPYLoss",
+    "SmoothAPLoss",
     "ContrastiveLoss",
     "TripletMarginLoss",
     "MultiSimilarityLoss",

@@ -118,6 +118,14 @@ class FAPPYLoss(CoreLoss):
         super().__init__("fappy", delta=delta, weighting=weighting)
 
 
+class SmoothAPLoss(CoreLoss):
+    """Smooth-AP (Brown et al., ECCV 2020): `variant="paper"` (any batch) or `"reference"` (the
+    official code: the query ranks itself too; class-sorted batches of equal-size classes)."""
+
+    def __init__(self, temperature=0.01, variant="paper"):
+        super().__init__("smooth-ap", temperature=temperature, variant=variant)
+
+
 class ContrastiveLoss(CoreLoss):
     """PML's `ContrastiveLoss` (Euclidean distance, AvgNonZero reduction)."""
 

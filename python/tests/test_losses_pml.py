@@ -146,3 +146,18 @@ def test_errors_are_value_errors_with_the_core_message():
         embedrank.ProxyAnchorLoss(2, 3)(emb, labels + 5)  # labels outside 0..C-1
     with pytest.raises(ValueError, match="indices_tuple"):
         embedrank.TripletMarginLoss()(emb, labels, indices_tuple=(labels,))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_smooth_ap_reference_variant_equals_pml_where_pml_groups_rows_right(seed):
+    """PML's SmoothAPLoss follows the official code, but reshapes the batch as (samples per class)
+    × (classes) rows where it means the transpose: it is right only when the two are equal. There,
+    embedrank's `variant="reference"` equals it (PML accumulates AP in float32)."""
+    g = torch.Generator().manual_seed(seed)
+    classes = per_class = 4 + seed
+    x = torch.randn(classes * per_class, 16, generator=g, dtype=torch.float64)
+    y = torch.arange(classes).repeat_interleave(per_class)
+    got, (g_ours,) = loss_and_grads(embedrank.SmoothAPLoss(variant="reference"), x, y)
+    want, (g_pml,) = loss_and_grads(pml.SmoothAPLoss(), x, y)
+    assert abs(got.item() - want.item()) <= 1e-6
+    assert float((g_ours - g_pml).abs().max()) <= 1e-4 * float(g_pml.abs().max())
