@@ -30,6 +30,8 @@
 //!   continuous: `start + σ(δ/τ) = 1.4933` just below `δ`, 1.44 just above, and at 0 it jumps by
 //!   `start` (0.5 → 1.0). With `start ≥ 0.5` and `offset ≥ 1` (the defaults) it bounds the step
 //!   `[x > 0]` from above everywhere.
+//! - `H⁻`, the defaults and the weighting are the official code's and configs'; the paper's own
+//!   equations were not at hand to compare (only its abstract).
 //! - `variant = "paper"` (default): each query ranks the rest of the batch (`Ω_q` = `j ≠ q`,
 //!   `P_q` = the other rows of its label), and the mean runs over the queries with a positive (the
 //!   SupAP part is 0 when none has), as AP is defined.
