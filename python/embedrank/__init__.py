@@ -3,7 +3,7 @@
 - `AccuracyCalculator`: a drop-in for PML 2.9's, exact and fast (numpy only, no torch needed);
 - `knn`: exact k-nearest-neighbour search with a documented tie rule;
 - losses as `torch.nn.Module`s (imported on first use, so evaluation works without torch):
-  `FastAPLoss`, `FAPPYLoss`, `SmoothAPLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
+  `FastAPLoss`, `FAPPYLoss`, `SmoothAPLoss`, `RoadmapLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
   `ProxyAnchorLoss`, `NormalizedSoftmaxLoss`, and `CoreLoss` for any loss by name.
 """
 
@@ -15,6 +15,7 @@ _LOSSES = (
     "FastAPLoss",
     "FAPPYLoss",
     "SmoothAPLoss",
+    "RoadmapLoss",
     "ContrastiveLoss",
     "TripletMarginLoss",
     "MultiSimilarityLoss",

@@ -126,6 +126,15 @@ class SmoothAPLoss(CoreLoss):
         super().__init__("smooth-ap", temperature=temperature, variant=variant)
 
 
+class RoadmapLoss(CoreLoss):
+    """ROADMAP (Ramzi et al., NeurIPS 2021): SupAP + calibration with the official configs'
+    defaults; `variant="paper"` (the query ranks the rest of the batch) or `"reference"` (the
+    official code); any `[loss]` key of `roadmap` as a keyword (e.g. `rho=100.0`)."""
+
+    def __init__(self, variant="paper", **settings):
+        super().__init__("roadmap", variant=variant, **settings)
+
+
 class ContrastiveLoss(CoreLoss):
     """PML's `ContrastiveLoss` (Euclidean distance, AvgNonZero reduction)."""
 

@@ -161,3 +161,15 @@ def test_smooth_ap_reference_variant_equals_pml_where_pml_groups_rows_right(seed
     want, (g_pml,) = loss_and_grads(pml.SmoothAPLoss(), x, y)
     assert abs(got.item() - want.item()) <= 1e-6
     assert float((g_ours - g_pml).abs().max()) <= 1e-4 * float(g_pml.abs().max())
+
+
+def test_every_core_loss_runs_by_name_with_a_finite_gradient():
+    """The rank losses without a PML twin (FAPPY, ROADMAP; the oracle tests check their values
+    against transcriptions of the official code) and any future `[loss]` kind, through CoreLoss."""
+    emb, labels = batch(5, 24, 8, 4)
+    for kind in embedrank._core.loss_kinds():
+        extra = {"num_classes": 4, "embedding_size": 8} if kind in ("proxy-anchor", "normalized-softmax") else {}
+        module = embedrank.CoreLoss(kind, **extra)
+        value, (grad, *_) = loss_and_grads(module, emb, labels)
+        assert torch.isfinite(value) and torch.isfinite(grad).all() and float(grad.abs().max()) > 0, kind
+    assert isinstance(embedrank.RoadmapLoss(rho=50.0), embedrank.CoreLoss)

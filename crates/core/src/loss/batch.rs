@@ -180,6 +180,19 @@ pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), LossE
     }
 }
 
+/// Refuses a setting that is not a finite number `≥ 0` (a slope, an offset, a weight).
+pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<(), LossError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be a finite number >= 0",
+        })
+    }
+}
+
 /// Per row: how many *other* rows share its label (positives) and how many do not (negatives).
 pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
     let mut size: HashMap<i64, usize> = HashMap::new();

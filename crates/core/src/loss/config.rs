@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, SmoothAp,
-    Triplet,
+    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, Roadmap,
+    SmoothAp, Triplet,
 };
 use crate::settings::{self, SettingsError, Tagged, Tree};
 
@@ -78,6 +78,9 @@ losses! {
     Fappy(Fappy) = "fappy",
     /// Smooth-AP (Brown et al., ECCV 2020): `temperature`, `variant`.
     SmoothAp(SmoothAp) = "smooth-ap",
+    /// ROADMAP (Ramzi et al., NeurIPS 2021), SupAP + calibration: `temperature`, `rho`, `delta`,
+    /// `offset`, `start`, `pos_margin`, `neg_margin`, `ap_weight`, `calibration_weight`, `variant`.
+    Roadmap(Roadmap) = "roadmap",
     /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
     Contrastive(Contrastive) = "contrastive",
     /// Triplet margin loss (PML `TripletMarginLoss` + miners): `margin`, `mining`, `miner_margin`.

@@ -8,7 +8,7 @@
 //! matters; autograd of that layer projects it.
 //!
 //! Two kinds of loss share one interface, [`Loss`]:
-//! - pure functions of the batch (FastAP, FAPPY, Smooth-AP, the pair and triplet losses);
+//! - pure functions of the batch (FastAP, FAPPY, Smooth-AP, ROADMAP, the pair and triplet losses);
 //! - losses with their own trainable parameters, e.g. one proxy per class (Proxy-Anchor,
 //!   normalised softmax). [`Loss::parameters`] says their shape and initialisation; the caller
 //!   owns them (a network's optimiser trains them), passes them in [`LossInput::params`] and
@@ -35,6 +35,7 @@ pub mod normalized_softmax;
 mod proxies;
 pub mod proxy_anchor;
 mod reduce;
+pub mod roadmap;
 pub mod smooth_ap;
 pub mod triplet;
 
@@ -46,6 +47,7 @@ pub use fastap::FastAp;
 pub use multi_similarity::{MultiSimilarity, MultiSimilarityMiner};
 pub use normalized_softmax::NormalizedSoftmax;
 pub use proxy_anchor::ProxyAnchor;
+pub use roadmap::{Roadmap, RoadmapVariant};
 pub use smooth_ap::{SmoothAp, SmoothApVariant};
 pub use triplet::{Triplet, TripletMining};
 

@@ -196,7 +196,7 @@ const CLAMP: f64 = 50.0;
 /// `G = σ(x)` and `G' = σ(x)·(1 − σ(x))`, stable for any `x`; with `clamped`, `x` is first clamped
 /// to `[−50, 50]` (zero slope outside), as the official code does.
 #[inline(always)]
-fn sigmoid(x: f64, clamped: bool) -> (f64, f64) {
+pub(super) fn sigmoid(x: f64, clamped: bool) -> (f64, f64) {
     if clamped && x.abs() > CLAMP {
         return (sigmoid(CLAMP.copysign(x), false).0, 0.0);
     }
