@@ -26,6 +26,43 @@ pub(crate) fn log_sum_exp(z: &mut [f64], with_one: bool) -> f64 {
     top + sum.ln()
 }
 
+/// [`log_sum_exp`] with the one, of the exponents `z_k = a·(s_k + b)` (`a > 0`) of the entries of
+/// `s` that are not `−∞` (the others are left out), given their largest `s` (`−∞` for none; see
+/// [`max`]); overwrites each `s_k` with its derivative (0 for those left out). Bit for bit the
+/// same as [`log_sum_exp`] on the `z_k` kept, in order; the passes run over whole rows, so they
+/// vectorise where they can.
+pub(crate) fn log_one_plus_sum_exp(s: &mut [f64], a: f64, b: f64, largest: f64) -> f64 {
+    // z is monotone in s: its largest value is that of the largest s.
+    let top = if largest > f64::NEG_INFINITY {
+        (a * (largest + b)).max(0.0)
+    } else {
+        0.0
+    };
+    let mut sum = (-top).exp();
+    for v in s.iter_mut() {
+        // exp(−∞) = 0 for an entry left out: the sum is unchanged.
+        *v = (a * (*v + b) - top).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    s.iter_mut().for_each(|v| *v *= inv);
+    top + sum.ln()
+}
+
+/// The largest value of `v` (`−∞` when empty), in eight independent lanes so that it vectorises;
+/// exact (`max` does not round), for values that are not NaN.
+pub(crate) fn max(v: &[f64]) -> f64 {
+    let mut lanes = [f64::NEG_INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder().iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for c in chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    lanes.into_iter().fold(tail, f64::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +82,42 @@ mod tests {
         assert!((v - z.iter().map(|v| v.exp()).sum::<f64>().ln()).abs() < 1e-14);
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-14);
         assert_eq!(log_sum_exp(&mut [], true), 0.0);
+    }
+
+    #[test]
+    fn the_affine_form_equals_log_sum_exp_on_the_entries_kept() {
+        let s = [
+            0.3,
+            f64::NEG_INFINITY,
+            -0.7,
+            0.9,
+            f64::NEG_INFINITY,
+            0.1,
+            -0.2,
+            0.5,
+            0.4,
+            -1.0,
+        ];
+        for (a, b) in [(50.0, -0.5), (32.0, 0.1), (2.0, 3.0)] {
+            let mut z: Vec<f64> = s.iter().filter(|v| v.is_finite()).map(|v| a * (v + b)).collect();
+            let want = log_sum_exp(&mut z, true);
+            let mut got = s;
+            assert_eq!(log_one_plus_sum_exp(&mut got, a, b, max(&s)), want);
+            let kept: Vec<f64> = got
+                .iter()
+                .zip(&s)
+                .filter(|(_, v)| v.is_finite())
+                .map(|(g, _)| *g)
+                .collect();
+            assert_eq!(kept, z);
+            assert!(got.iter().zip(&s).all(|(g, v)| v.is_finite() || *g == 0.0));
+        }
+        let mut none = [f64::NEG_INFINITY; 3];
+        let largest = max(&none);
+        assert_eq!(log_one_plus_sum_exp(&mut none, 2.0, 0.0, largest), 0.0);
+        assert_eq!(none, [0.0; 3]);
+        assert_eq!(max(&[]), f64::NEG_INFINITY);
+        assert_eq!(max(&s), 0.9);
     }
 
     #[test]

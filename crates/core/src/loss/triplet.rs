@@ -39,7 +39,9 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::symmetrize;
 use super::batch::{check_batch, check_finite};
-use super::distance::{divide_by_distance, euclidean, euclidean_backward, pair_weight};
+use super::distance::{
+    divide_by_distance, euclidean, euclidean_backward, euclidean_backward_pairs, euclidean_rows, pair_weight,
+};
 use super::reduce::NonZeroMean;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
@@ -90,10 +92,10 @@ impl LossMath for Triplet {
     fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
         let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let n = check_batch(emb, dim, labels)?;
-        let dist = euclidean(emb, n, dim);
         if self.mining == TripletMining::BatchHard {
-            return Ok(self.batch_hard(&dist, emb, n, dim, labels));
+            return Ok(self.batch_hard(emb, n, dim, labels));
         }
+        let dist = euclidean(emb, n, dim);
         // Per anchor row: ∂(Σ counted ℓ)/∂d_aj, then scaled by 1/count.
         let mut coef = vec![T::ZERO; n * n];
         let total = coef
@@ -202,55 +204,49 @@ impl Triplet {
     }
 
     /// `mining = "batch-hard"`: one triplet per anchor, its gradient on two pairs.
-    fn batch_hard<T: Real>(&self, dist: &[T], emb: &[T], n: usize, dim: usize, labels: &[i64]) -> Gradients<T> {
-        let picks: Vec<Option<(usize, usize, f64)>> = (0..n)
-            .into_par_iter()
-            .map(|a| {
-                let mut hardest_p: Option<(f64, usize)> = None;
-                let mut hardest_n: Option<(f64, usize)> = None;
-                for (j, (&d, &l)) in dist[a * n..(a + 1) * n].iter().zip(labels).enumerate() {
-                    let d = d.to_f64();
-                    if j == a {
-                        continue;
-                    } else if l == labels[a] {
-                        if hardest_p.is_none_or(|(best, _)| d > best) {
-                            hardest_p = Some((d, j));
-                        }
-                    } else if hardest_n.is_none_or(|(best, _)| d < best) {
-                        hardest_n = Some((d, j));
-                    }
-                }
-                let ((dap, p), (dan, neg)) = (hardest_p?, hardest_n?);
-                let loss = (dap - dan) + self.margin;
-                (loss > 0.0).then_some((p, neg, loss))
-            })
-            .collect();
+    fn batch_hard<T: Real>(&self, emb: &[T], n: usize, dim: usize, labels: &[i64]) -> Gradients<T> {
+        let (_, picks) = euclidean_rows(emb, n, dim, |a, row| {
+            let ((p, dap), (neg, dan)) = hardest(a, row, labels)?;
+            let loss = (dap.to_f64() - dan.to_f64()) + self.margin;
+            (loss > 0.0).then_some((p, neg, loss, dap, dan))
+        });
         let mut total = NonZeroMean::default();
-        for &(_, _, loss) in picks.iter().flatten() {
+        for &(_, _, loss, _, _) in picks.iter().flatten() {
             total.push(loss);
         }
         if total.count == 0 {
             return Gradients::zero(n, dim, 0);
         }
-        // Two pairs per counted anchor, in both orders: the backward pass takes its sparse route.
+        // Two pairs per counted anchor: the backward pass over those pairs only.
         let w = total.weight();
-        let mut weights = vec![T::ZERO; n * n];
-        for (a, &(p, neg, _)) in picks
+        let pairs: Vec<(usize, usize, T)> = picks
             .iter()
             .enumerate()
-            .filter_map(|(a, pick)| pick.as_ref().map(|p| (a, p)))
-        {
-            for (j, dl_dd) in [(p, w), (neg, -w)] {
-                let v = T::from_f64(pair_weight(dl_dd, dist[a * n + j].to_f64()));
-                weights[a * n + j] += v;
-                weights[j * n + a] += v;
-            }
-        }
-        let grad = euclidean_backward(&weights, emb, n, dim);
+            .filter_map(|(a, pick)| pick.map(|(p, neg, _, dap, dan)| [(a, p, w, dap), (a, neg, -w, dan)]))
+            .flatten()
+            .map(|(a, j, dl_dd, d)| (a, j, T::from_f64(pair_weight(dl_dd, d.to_f64()))))
+            .collect();
         Gradients {
             loss: total.value(),
-            emb: grad,
+            emb: euclidean_backward_pairs(&pairs, emb, n, dim),
             params: Vec::new(),
         }
     }
+}
+
+/// Anchor `a`'s farthest positive and nearest negative (index, distance) from its row of
+/// distances, the lowest index on a tie (as `torch.max`/`torch.min`); `None` without one of them.
+fn hardest<T: Real>(a: usize, row: &[T], labels: &[i64]) -> Option<((usize, T), (usize, T))> {
+    let la = labels[a];
+    let (mut pos, mut neg): (Option<(usize, T)>, Option<(usize, T)>) = (None, None);
+    for (j, (&d, &l)) in row.iter().zip(labels).enumerate() {
+        if l != la {
+            if neg.is_none_or(|(_, best)| d < best) {
+                neg = Some((j, d));
+            }
+        } else if j != a && pos.is_none_or(|(_, best)| d > best) {
+            pos = Some((j, d));
+        }
+    }
+    Some((pos?, neg?))
 }
