@@ -27,6 +27,7 @@ mod batch;
 mod config;
 pub mod contrastive;
 mod distance;
+mod exp;
 pub mod fappy;
 pub mod fastap;
 mod logsumexp;

@@ -158,26 +158,19 @@ impl MultiSimilarity {
         zp.extend(used_pos.iter().map(|&p| -self.alpha * (row[p].to_f64() - self.base)));
         let pos_loss = log_sum_exp(zp, true) / self.alpha;
         // A negative is used unless masked or (mined) `s + ε ≤ min_p s_ip`: the unused ones are
-        // masked too. The largest similarity is either used or (mined) no negative is.
-        let (largest, neg) = if !mined {
-            (max_neg, row.len() - same.len())
-        } else if both && max_neg + eps > min_pos {
+        // masked too.
+        let neg = if !mined {
+            row.len() - same.len()
+        } else {
             let mut count = 0;
             for v in sn.iter_mut() {
-                let on = *v + eps > min_pos;
+                let on = both && *v + eps > min_pos;
                 count += usize::from(on);
                 *v = if on { *v } else { f64::NEG_INFINITY };
             }
-            (max_neg, count)
-        } else {
-            (f64::NEG_INFINITY, 0)
+            count
         };
-        let neg_loss = if neg > 0 {
-            log_one_plus_sum_exp(sn, self.beta, -self.base, largest) / self.beta
-        } else {
-            sn.iter_mut().for_each(|v| *v = 0.0);
-            0.0
-        };
+        let neg_loss = log_one_plus_sum_exp(sn, self.beta, -self.base) / self.beta;
         for (g, &w) in row.iter_mut().zip(sn.iter()) {
             *g = T::from_f64(w);
         }

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_class_params, check_finite, check_positive, class_members};
-use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, max};
+use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp};
 use super::proxies::UnitRows;
 use super::{Gradients, LossError, LossInput, LossMath, ParamInit, ParamSpec};
 use crate::linalg;
@@ -101,8 +101,7 @@ impl LossMath for ProxyAnchor {
                     sn.clear();
                     sn.extend(row.iter().map(|s| s.to_f64()));
                     same.iter().for_each(|&i| sn[i] = f64::NEG_INFINITY);
-                    let largest = max(sn);
-                    let neg_loss = log_one_plus_sum_exp(sn, alpha, margin, largest);
+                    let neg_loss = log_one_plus_sum_exp(sn, alpha, margin);
                     for (g, &w) in row.iter_mut().zip(sn.iter()) {
                         *g = T::from_f64(neg_scale * w);
                     }
