@@ -14,33 +14,34 @@ use crate::real::Real;
 
 /// All pairwise distances, row-major `n×n`, zero diagonal, symmetric (as the Gram matrix).
 pub(crate) fn euclidean<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
-    euclidean_rows(emb, n, dim, |_, _| ()).0
+    let mut d = gram(emb, n, dim);
+    let norms = squared_norms(&d, n);
+    d.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        // Branch-free over the row (it vectorises), then the diagonal.
+        for (v, &nj) in row.iter_mut().zip(&norms) {
+            *v = root(squared(norms[i], nj, *v));
+        }
+        row[i] = T::ZERO;
+    });
+    d
 }
 
-/// [`euclidean`], each row handed to `per_row(i, row)` as soon as it is ready (in the same
-/// parallel pass, while it is in cache): the distances and what `per_row` returned, row by row.
-pub(crate) fn euclidean_rows<T: Real, R: Send>(
-    emb: &[T],
-    n: usize,
-    dim: usize,
-    per_row: impl Fn(usize, &[T]) -> R + Sync,
-) -> (Vec<T>, Vec<R>) {
-    let mut d = gram(emb, n, dim);
-    let norms: Vec<f64> = (0..n).map(|i| d[i * n + i].to_f64()).collect();
-    let out = d
-        .par_chunks_mut(n)
-        .enumerate()
-        .map(|(i, row)| {
-            // Branch-free over the row (it vectorises), then the diagonal.
-            let ni = norms[i];
-            for (v, &nj) in row.iter_mut().zip(&norms) {
-                *v = T::from_f64((ni + nj - 2.0 * v.to_f64()).max(0.0).sqrt());
-            }
-            row[i] = T::ZERO;
-            per_row(i, row)
-        })
-        .collect();
-    (d, out)
+/// The diagonal of an `n×n` Gram matrix: the squared norms `‖x_i‖²`.
+pub(crate) fn squared_norms<T: Real>(gram: &[T], n: usize) -> Vec<f64> {
+    (0..n).map(|i| gram[i * n + i].to_f64()).collect()
+}
+
+/// `d_ij²` before the clamp: `‖x_i‖² + ‖x_j‖² − 2·x_i·x_j` from the squared norms and the Gram
+/// entry `g = x_i·x_j`.
+#[inline(always)]
+pub(crate) fn squared<T: Real>(ni: f64, nj: f64, g: T) -> f64 {
+    ni + nj - 2.0 * g.to_f64()
+}
+
+/// `d_ij` from [`squared`]'s value: `√max(x, 0)` rounded to `T`, non-decreasing in `x`.
+#[inline(always)]
+pub(crate) fn root<T: Real>(x: f64) -> T {
+    T::from_f64(x.max(0.0).sqrt())
 }
 
 /// The weight of pair `(i, j)` in [`euclidean_backward`]: `(∂L/∂d_ij) / d_ij`, 0 at `d_ij = 0`.

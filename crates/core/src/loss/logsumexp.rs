@@ -6,6 +6,7 @@
 //! (unnormalised) inputs with large scores do not overflow.
 
 use super::exp::exp_sum;
+use crate::real::Real;
 
 /// `log(e⁰·[with_one] + Σ_k exp(z_k))`; overwrites each `z_k` with its derivative
 /// `exp(z_k − value)`. An empty `z` gives 0 (with or without the one, as PML's masked rows); so
@@ -34,18 +35,36 @@ pub(crate) fn log_one_plus_sum_exp(s: &mut [f64], a: f64, b: f64) -> f64 {
     log_sum_exp(s, true)
 }
 
-/// The largest value of `v` (`−∞` when empty), in eight independent lanes so that it vectorises;
-/// exact (`max` does not round), for values that are not NaN.
+/// `out := row` in `f64`, `−∞` at the indices `left_out` (for [`log_one_plus_sum_exp`]).
+pub(crate) fn masked_row<T: Real>(row: &[T], left_out: &[usize], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(row.iter().map(|v| v.to_f64()));
+    left_out.iter().for_each(|&j| out[j] = f64::NEG_INFINITY);
+}
+
+/// The largest value of `v` (`−∞` when empty); exact, for values that are not NaN.
 pub(crate) fn max(v: &[f64]) -> f64 {
-    let mut lanes = [f64::NEG_INFINITY; 8];
+    fold_lanes(v, f64::NEG_INFINITY, |m, x| if x > m { x } else { m })
+}
+
+/// The smallest value of `v` (`+∞` when empty); exact, for values that are not NaN.
+pub(crate) fn min(v: &[f64]) -> f64 {
+    fold_lanes(v, f64::INFINITY, |m, x| if x < m { x } else { m })
+}
+
+/// `v` folded with `f` in eight independent lanes, then the lanes: the same as a plain fold for
+/// an associative and commutative `f` (`max`, `min`), and it vectorises.
+#[inline(always)]
+fn fold_lanes(v: &[f64], init: f64, f: impl Fn(f64, f64) -> f64 + Copy) -> f64 {
+    let mut lanes = [init; 8];
     let chunks = v.chunks_exact(8);
-    let tail = chunks.remainder().iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let tail = chunks.remainder().iter().fold(init, |m, &x| f(m, x));
     for c in chunks {
         for (m, &x) in lanes.iter_mut().zip(c) {
-            *m = if x > *m { x } else { *m };
+            *m = f(*m, x);
         }
     }
-    lanes.into_iter().fold(tail, f64::max)
+    lanes.into_iter().fold(tail, f)
 }
 
 #[cfg(test)]
@@ -104,6 +123,11 @@ mod tests {
         assert_eq!(none, [0.0; 3]);
         assert_eq!(max(&[]), f64::NEG_INFINITY);
         assert_eq!(max(&s), 0.9);
+        assert_eq!(
+            (min(&s), min(&s[..3]), min(&[])),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY, f64::INFINITY)
+        );
+        assert_eq!(min(&[0.3, 2.0, -0.7, 0.9, 0.1, -0.2, 0.5, 0.4, -1.0]), -1.0);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_finite, check_positive, class_members, gram, pair_weights_to_grad, symmetrized};
-use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, max};
+use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, masked_row, max};
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
@@ -145,9 +145,7 @@ impl MultiSimilarity {
         let positives = || same.iter().copied().filter(move |&p| p != i);
         let min_pos = positives().map(|p| row[p].to_f64()).fold(f64::INFINITY, f64::min);
         // The negatives' similarities, −∞ in the class's places.
-        sn.clear();
-        sn.extend(row.iter().map(|v| v.to_f64()));
-        same.iter().for_each(|&j| sn[j] = f64::NEG_INFINITY);
+        masked_row(row, same, sn);
         let max_neg = max(sn);
         // PML's miner selects nothing for an anchor without a positive or without a negative
         // (its infinities make every comparison false).

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_class_params, check_finite, check_positive, class_members};
-use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp};
+use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, masked_row};
 use super::proxies::UnitRows;
 use super::{Gradients, LossError, LossInput, LossMath, ParamInit, ParamSpec};
 use crate::linalg;
@@ -98,9 +98,7 @@ impl LossMath for ProxyAnchor {
                     zp.clear();
                     zp.extend(same.iter().map(|&i| alpha * (margin - row[i].to_f64())));
                     let pos_loss = log_sum_exp(zp, true);
-                    sn.clear();
-                    sn.extend(row.iter().map(|s| s.to_f64()));
-                    same.iter().for_each(|&i| sn[i] = f64::NEG_INFINITY);
+                    masked_row(row, same, sn);
                     let neg_loss = log_one_plus_sum_exp(sn, alpha, margin);
                     for (g, &w) in row.iter_mut().zip(sn.iter()) {
                         *g = T::from_f64(neg_scale * w);
