@@ -72,9 +72,9 @@ fn exp(x: f64) -> f64 {
     const HI: f64 = 709.0;
     // Adding 1.5·2^52 rounds to an integer, which lands in the low bits of the sum.
     const SHIFT: f64 = 6_755_399_441_055_744.0;
-    // ln 2 in two parts (fdlibm's): k·LN2_HI is exact for |k| < 2^20.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // ln 2 in two parts (fdlibm's ln2HI, ln2LO): k·LN2_HI is exact for |k| < 2^20.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // 1/13!, 1/12!, …, 1/2!: the tail of the Taylor series after 1 + r.
     const C: [f64; 12] = [
         1.0 / 6_227_020_800.0,
@@ -90,13 +90,7 @@ fn exp(x: f64) -> f64 {
         1.0 / 6.0,
         0.5,
     ];
-    let xc = if x < LO {
-        LO
-    } else if x > HI {
-        HI
-    } else {
-        x
-    };
+    let xc = x.clamp(LO, HI);
     let kd = xc * std::f64::consts::LOG2_E + SHIFT;
     let k = kd - SHIFT;
     let r = (xc - k * LN2_HI) - k * LN2_LO;

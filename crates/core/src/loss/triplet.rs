@@ -210,7 +210,9 @@ impl Triplet {
         let g = gram(emb, n, dim);
         let norms = squared_norms(&g, n);
         let classes = class_members(labels);
-        let picks: Vec<Option<(usize, usize, f64, T, T)>> = g
+        // Per anchor: (positive, negative, ℓ, d_ap, d_an) of a counted triplet.
+        type Pick<T> = Option<(usize, usize, f64, T, T)>;
+        let picks: Vec<Pick<T>> = g
             .par_chunks(n)
             .enumerate()
             .map_init(Vec::new, |x, (a, row)| {
