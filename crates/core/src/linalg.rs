@@ -1,6 +1,8 @@
 //! Dense matrix products on row-major slices, backed by the `gemm` crate (AVX-512 kernels when the
 //! CPU has them) and multi-threaded with rayon.
 
+use rayon::prelude::*;
+
 use crate::real::Real;
 
 fn parallelism(flops: usize) -> gemm::Parallelism {
@@ -103,6 +105,28 @@ pub fn gram<T: Real>(a: &[T], n: usize, k: usize, out: &mut [T]) {
             }
         }
     }
+}
+
+/// The transpose (`cols×rows`) of row-major `a` (`rows×cols`), in parallel bands of output rows,
+/// tile by tile (as `symmetrize` in the losses: small tiles, for power-of-two strides).
+pub fn transpose<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    assert_eq!(a.len(), rows * cols, "transpose: a is not rows×cols");
+    const B: usize = 8;
+    let mut out = vec![T::ZERO; rows * cols];
+    if rows == 0 {
+        return out;
+    }
+    out.par_chunks_mut(B * rows).enumerate().for_each(|(band, block)| {
+        let j0 = band * B;
+        for i0 in (0..rows).step_by(B) {
+            for (j, out_row) in (j0..).zip(block.chunks_mut(rows)) {
+                for (i, o) in (i0..).zip(&mut out_row[i0..(i0 + B).min(rows)]) {
+                    *o = a[i * cols + j];
+                }
+            }
+        }
+    });
+    out
 }
 
 /// A matrix operand: its first element and its row and column strides.
@@ -240,6 +264,19 @@ mod tests {
             matmul_atb(&at, &bt, m, n, k, &mut got3);
             for (g, w) in got3.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-10, "atb {m}x{n}x{k}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        for &(r, c) in &[(1, 1), (3, 5), (17, 9), (64, 130), (0, 3), (3, 0)] {
+            let a = pseudo(r * c, 4);
+            let t = transpose(&a, r, c);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], a[i * c + j]);
+                }
             }
         }
     }

@@ -102,7 +102,7 @@ pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Res
     if n < 2 {
         return Err(LossError::TooFewEmbeddings { n });
     }
-    if let Some(pos) = emb.iter().position(|v| !v.is_finite()) {
+    if let Some(pos) = first_non_finite(emb) {
         return Err(LossError::NonFinite {
             row: pos / dim,
             col: pos % dim,
@@ -110,6 +110,17 @@ pub(crate) fn check_batch<T: Real>(emb: &[T], dim: usize, labels: &[i64]) -> Res
         });
     }
     Ok(n)
+}
+
+/// The index of the first value that is NaN or infinite: blocks are tested whole (a branch-free
+/// test that vectorises), then the bad block value by value.
+fn first_non_finite<T: Real>(v: &[T]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    let (k, block) = v
+        .chunks(BLOCK)
+        .enumerate()
+        .find(|(_, b)| !b.iter().fold(true, |ok, x| ok & x.is_finite()))?;
+    block.iter().position(|x| !x.is_finite()).map(|p| k * BLOCK + p)
 }
 
 /// Checks the per-class parameters of a loss: `C×dim` values with `C = params.len() / dim`, and
@@ -126,7 +137,7 @@ pub(crate) fn check_class_params<T: Real>(input: &super::LossInput<T>, name: &'s
             expected: classes.max(1) * input.dim,
         });
     }
-    if let Some(pos) = input.params.iter().position(|v| !v.is_finite()) {
+    if let Some(pos) = first_non_finite(input.params) {
         return Err(LossError::InvalidParameter {
             name,
             value: format!(
@@ -203,6 +214,15 @@ pub(crate) fn pair_counts(labels: &[i64]) -> (Vec<usize>, Vec<usize>) {
     let pos: Vec<usize> = labels.iter().map(|l| size[l] - 1).collect();
     let neg = pos.iter().map(|p| n - 1 - p).collect();
     (pos, neg)
+}
+
+/// The rows of each label, ascending.
+pub(crate) fn class_members(labels: &[i64]) -> HashMap<i64, Vec<usize>> {
+    let mut classes: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (j, &l) in labels.iter().enumerate() {
+        classes.entry(l).or_default().push(j);
+    }
+    classes
 }
 
 /// The Gram matrix `X·Xᵀ` of row-major `n×dim` embeddings ([`linalg::gram`]: symmetric).
@@ -294,6 +314,23 @@ mod tests {
             Err(LossError::NonFinite { row: 1, col: 0, .. })
         ));
         assert_eq!(check_batch::<f32>(&[0.0; 6], 3, &[1, 2]), Ok(2));
+    }
+
+    #[test]
+    fn the_first_non_finite_value_is_found_in_any_block() {
+        let mut v = vec![1.0f32; 1000];
+        assert_eq!(first_non_finite(&v), None);
+        for (at, bad) in [
+            (0, f32::NAN),
+            (255, f32::INFINITY),
+            (256, f32::NEG_INFINITY),
+            (999, f32::NAN),
+        ] {
+            v[at] = bad;
+            v[999] = if at == 999 { bad } else { 1.0 };
+            assert_eq!(first_non_finite(&v), Some(at));
+            v[at] = 1.0;
+        }
     }
 
     #[test]

@@ -15,17 +15,33 @@ use crate::real::Real;
 /// All pairwise distances, row-major `n×n`, zero diagonal, symmetric (as the Gram matrix).
 pub(crate) fn euclidean<T: Real>(emb: &[T], n: usize, dim: usize) -> Vec<T> {
     let mut d = gram(emb, n, dim);
-    let norms: Vec<f64> = (0..n).map(|i| d[i * n + i].to_f64()).collect();
+    let norms = squared_norms(&d, n);
     d.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = if j == i {
-                T::ZERO
-            } else {
-                T::from_f64((norms[i] + norms[j] - 2.0 * v.to_f64()).max(0.0).sqrt())
-            };
+        // Branch-free over the row (it vectorises), then the diagonal.
+        for (v, &nj) in row.iter_mut().zip(&norms) {
+            *v = root(squared(norms[i], nj, *v));
         }
+        row[i] = T::ZERO;
     });
     d
+}
+
+/// The diagonal of an `n×n` Gram matrix: the squared norms `‖x_i‖²`.
+pub(crate) fn squared_norms<T: Real>(gram: &[T], n: usize) -> Vec<f64> {
+    (0..n).map(|i| gram[i * n + i].to_f64()).collect()
+}
+
+/// `d_ij²` before the clamp: `‖x_i‖² + ‖x_j‖² − 2·x_i·x_j` from the squared norms and the Gram
+/// entry `g = x_i·x_j`.
+#[inline(always)]
+pub(crate) fn squared<T: Real>(ni: f64, nj: f64, g: T) -> f64 {
+    ni + nj - 2.0 * g.to_f64()
+}
+
+/// `d_ij` from [`squared`]'s value: `√max(x, 0)` rounded to `T`, non-decreasing in `x`.
+#[inline(always)]
+pub(crate) fn root<T: Real>(x: f64) -> T {
+    T::from_f64(x.max(0.0).sqrt())
 }
 
 /// The weight of pair `(i, j)` in [`euclidean_backward`]: `(∂L/∂d_ij) / d_ij`, 0 at `d_ij = 0`.
@@ -45,6 +61,50 @@ pub(crate) fn divide_by_distance<T: Real>(w: &mut [T], dist: &[T]) {
             *w = T::from_f64(pair_weight(w.to_f64(), d.to_f64()));
         }
     });
+}
+
+/// [`euclidean_backward`] for a few pairs given as `(i, j, W_ij)`, each unordered pair in one or
+/// both orders (the weights of `(i, j)` and `(j, i)` are added, as into a symmetric `W`): the sum
+/// over those pairs, without an `n×n` matrix. The same sums in the same order as the sparse route
+/// of [`euclidean_backward`] on that `W`.
+pub(crate) fn euclidean_backward_pairs<T: Real>(
+    pairs: &[(usize, usize, T)],
+    emb: &[T],
+    n: usize,
+    dim: usize,
+) -> Vec<T> {
+    // Both orders of every pair, by row then column, equal entries merged: the rows of `W`.
+    let mut entries: Vec<(usize, usize, T)> = pairs
+        .iter()
+        .filter(|&&(i, j, _)| i != j)
+        .flat_map(|&(i, j, w)| [(i, j, w), (j, i, w)])
+        .collect();
+    entries.sort_unstable_by_key(|&(i, j, _)| (i, j));
+    let mut rows: Vec<Vec<(usize, T)>> = vec![Vec::new(); n];
+    for (i, j, w) in entries {
+        match rows[i].last_mut() {
+            Some((last, sum)) if *last == j => *sum += w,
+            _ => rows[i].push((j, w)),
+        }
+    }
+    let mut grad = vec![T::ZERO; n * dim];
+    grad.par_chunks_mut(dim)
+        .zip(&rows)
+        .enumerate()
+        .for_each(|(i, (g, row))| {
+            let mut s = 0.0;
+            for &(j, wij) in row.iter().filter(|e| e.1 != T::ZERO) {
+                s += wij.to_f64();
+                for (g, &x) in g.iter_mut().zip(&emb[j * dim..(j + 1) * dim]) {
+                    *g += -wij * x;
+                }
+            }
+            let s = T::from_f64(s);
+            for (g, &x) in g.iter_mut().zip(&emb[i * dim..(i + 1) * dim]) {
+                *g += s * x;
+            }
+        });
+    grad
 }
 
 /// Below this share of non-zero pair weights the backward pass adds `w_ij·(x_i − x_j)` pair by
@@ -140,6 +200,12 @@ mod tests {
             }
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-9, "dense={dense}: {a} vs {b}");
+            }
+            if !dense {
+                // The same pairs as a list (one of them in both orders, halved) give the same bits.
+                let w = |i: usize, j: usize, v: f64| (i, j, pair_weight(v, d[i * n + j]));
+                let list = [w(0, 1, 0.5), w(7, 3, -0.75), w(3, 7, -0.75)];
+                assert_eq!(euclidean_backward_pairs(&list, &emb, n, dim), got);
             }
         }
     }

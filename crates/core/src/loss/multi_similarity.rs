@@ -32,8 +32,8 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, check_finite, check_positive, gram, pair_weights_to_grad, symmetrized};
-use super::logsumexp::log_sum_exp;
+use super::batch::{check_batch, check_finite, check_positive, class_members, gram, pair_weights_to_grad, symmetrized};
+use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, masked_row, max};
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
@@ -98,14 +98,14 @@ impl LossMath for MultiSimilarity {
         let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let n = check_batch(emb, dim, labels)?;
         let mut s = gram(emb, n, dim);
+        let classes = class_members(labels);
         // Each row of the Gram matrix becomes that anchor's ∂ℓ_i/∂s_ij (before the 1/N).
         let total = s
             .par_chunks_mut(n)
             .enumerate()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(zp, zn), (i, row)| self.anchor(i, row, labels, zp, zn),
-            )
+            .map_init(Scratch::default, |scratch, (i, row)| {
+                self.anchor(i, row, &classes[&labels[i]], scratch)
+            })
             .reduce(Row::default, |a, b| Row {
                 loss: a.loss + b.loss,
                 pos: a.pos + b.pos,
@@ -123,64 +123,63 @@ impl LossMath for MultiSimilarity {
     }
 }
 
+/// Per-anchor buffers of one worker.
+#[derive(Default)]
+struct Scratch {
+    /// The positives used.
+    used_pos: Vec<usize>,
+    /// Their exponents, then their softmax weights.
+    zp: Vec<f64>,
+    /// The row's similarities with the class masked, then the negatives' `exp(z − top)`.
+    sn: Vec<f64>,
+}
+
 impl MultiSimilarity {
-    /// Anchor `i`: picks its pairs, returns `ℓ_i` and overwrites `row` (its similarities) with
-    /// `∂ℓ_i/∂s_ij` (0 for unused pairs and the diagonal).
-    fn anchor<T: Real>(&self, i: usize, row: &mut [T], labels: &[i64], zp: &mut Vec<f64>, zn: &mut Vec<f64>) -> Row {
-        let li = labels[i];
+    /// Anchor `i` (its class's rows are `same`, `i` among them): picks its pairs, returns `ℓ_i` and
+    /// overwrites `row` (its similarities) with `∂ℓ_i/∂s_ij` (0 for unused pairs and the diagonal).
+    /// The positives are few and taken one by one; the negatives in passes over the whole row with
+    /// the class's entries masked, which vectorise.
+    fn anchor<T: Real>(&self, i: usize, row: &mut [T], same: &[usize], scratch: &mut Scratch) -> Row {
+        let Scratch { used_pos, zp, sn } = scratch;
         let mined = self.miner == MultiSimilarityMiner::MultiSimilarity;
-        let (mut min_pos, mut max_neg) = (f64::INFINITY, f64::NEG_INFINITY);
-        if mined {
-            for (j, (&v, &l)) in row.iter().zip(labels).enumerate() {
-                let v = v.to_f64();
-                if j == i {
-                    continue;
-                } else if l == li {
-                    min_pos = min_pos.min(v);
-                } else {
-                    max_neg = max_neg.max(v);
-                }
-            }
-        }
+        let positives = || same.iter().copied().filter(move |&p| p != i);
+        let min_pos = positives().map(|p| row[p].to_f64()).fold(f64::INFINITY, f64::min);
+        // The negatives' similarities, −∞ in the class's places.
+        masked_row(row, same, sn);
+        let max_neg = max(sn);
         // PML's miner selects nothing for an anchor without a positive or without a negative
         // (its infinities make every comparison false).
         let (eps, both) = (self.epsilon, min_pos.is_finite() && max_neg.is_finite());
-        let uses = |j: usize, s: f64, same: bool| {
-            j != i && (!mined || (both && if same { s - eps < max_neg } else { s + eps > min_pos }))
-        };
+        used_pos.clear();
+        used_pos.extend(positives().filter(|&p| !mined || (both && row[p].to_f64() - eps < max_neg)));
         zp.clear();
-        zn.clear();
-        for (j, (&v, &l)) in row.iter().zip(labels).enumerate() {
-            let (s, same) = (v.to_f64(), l == li);
-            if uses(j, s, same) {
-                if same {
-                    zp.push(-self.alpha * (s - self.base));
-                } else {
-                    zn.push(self.beta * (s - self.base));
-                }
+        zp.extend(used_pos.iter().map(|&p| -self.alpha * (row[p].to_f64() - self.base)));
+        let pos_loss = log_sum_exp(zp, true) / self.alpha;
+        // A negative is used unless masked or (mined) `s + ε ≤ min_p s_ip`: the unused ones are
+        // masked too.
+        let neg = if !mined {
+            row.len() - same.len()
+        } else {
+            let mut count = 0;
+            for v in sn.iter_mut() {
+                let on = both && *v + eps > min_pos;
+                count += usize::from(on);
+                *v = if on { *v } else { f64::NEG_INFINITY };
             }
-        }
-        let loss = log_sum_exp(zp, true) / self.alpha + log_sum_exp(zn, true) / self.beta;
-        let out = Row {
-            loss,
-            pos: zp.len(),
-            neg: zn.len(),
+            count
         };
-        // ∂ℓ_i/∂s_ip = −softmax weight, ∂ℓ_i/∂s_in = +softmax weight, in the order pushed.
-        let (mut wp, mut wn) = (zp.iter(), zn.iter());
-        for (j, (v, &l)) in row.iter_mut().zip(labels).enumerate() {
-            let same = l == li;
-            *v = if uses(j, v.to_f64(), same) {
-                let w = if same {
-                    wp.next().map(|w| -w)
-                } else {
-                    wn.next().copied()
-                };
-                T::from_f64(w.expect("one weight per used pair"))
-            } else {
-                T::ZERO
-            };
+        let neg_loss = log_one_plus_sum_exp(sn, self.beta, -self.base) / self.beta;
+        for (g, &w) in row.iter_mut().zip(sn.iter()) {
+            *g = T::from_f64(w);
         }
-        out
+        // ∂ℓ_i/∂s_ip = −softmax weight (the class's places are 0 so far).
+        for (&p, &w) in used_pos.iter().zip(zp.iter()) {
+            row[p] = T::from_f64(-w);
+        }
+        Row {
+            loss: pos_loss + neg_loss,
+            pos: zp.len(),
+            neg,
+        }
     }
 }

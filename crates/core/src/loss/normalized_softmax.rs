@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{check_batch, check_class_params, check_positive};
 use super::logsumexp::log_sum_exp;
-use super::proxies::{Layout, UnitRows};
+use super::proxies::UnitRows;
 use super::{Gradients, LossError, LossInput, LossMath, ParamInit, ParamSpec};
 use crate::real::Real;
 
@@ -67,7 +67,7 @@ impl LossMath for NormalizedSoftmax {
         let classes = check_class_params(input, "class_weights")?;
         let weights = UnitRows::new(input.params, classes, dim);
         // Each row of scores becomes ∂L/∂s_ic = (softmax_ic − [c = y_i]) / (T·N).
-        let mut g = weights.scores(emb, n, Layout::ByEmbedding);
+        let mut g = weights.scores(emb, n);
         let inv_t = 1.0 / self.temperature;
         let scale = inv_t / n as f64;
         let loss: f64 = g
@@ -85,7 +85,7 @@ impl LossMath for NormalizedSoftmax {
                 loss
             })
             .sum();
-        let (grad_emb, grad_weights) = weights.backward(&g, Layout::ByEmbedding, emb, n);
+        let (grad_emb, grad_weights) = weights.backward(&g, emb, n);
         Ok(Gradients {
             loss: loss / n as f64,
             emb: grad_emb,

@@ -42,32 +42,21 @@ impl<T: Real> UnitRows<T> {
         Self { unit, norms, rows, dim }
     }
 
-    /// `s_ic = x_i·p̂_c` for `n` embeddings, laid out as `layout` says.
-    pub fn scores(&self, emb: &[T], n: usize, layout: Layout) -> Vec<T> {
+    /// `s_ic = x_i·p̂_c` for `n` embeddings, one row per embedding (`n × rows`).
+    pub fn scores(&self, emb: &[T], n: usize) -> Vec<T> {
         let mut s = vec![T::ZERO; n * self.rows];
-        match layout {
-            Layout::ByEmbedding => linalg::matmul_abt(emb, &self.unit, n, self.rows, self.dim, &mut s),
-            Layout::ByClass => linalg::matmul_abt(&self.unit, emb, self.rows, n, self.dim, &mut s),
-        }
+        linalg::matmul_abt(emb, &self.unit, n, self.rows, self.dim, &mut s);
         s
     }
 
-    /// From `g = ∂L/∂S` (laid out as `layout` says): `(∂L/∂X, ∂L/∂P)`, i.e. `G·P̂` and, per row,
-    /// the projected `(Gᵀ·X)_c / ‖p_c‖`. Two products, no transposition.
-    pub fn backward(&self, g: &[T], layout: Layout, emb: &[T], n: usize) -> (Vec<T>, Vec<T>) {
+    /// From `g = ∂L/∂S` (`n × rows`, as [`scores`](Self::scores)): `(∂L/∂X, ∂L/∂P)`, i.e. `G·P̂`
+    /// and, per row, the projected `(Gᵀ·X)_c / ‖p_c‖`. Two products, no transposition.
+    pub fn backward(&self, g: &[T], emb: &[T], n: usize) -> (Vec<T>, Vec<T>) {
         let (rows, dim) = (self.rows, self.dim);
         let mut grad_emb = vec![T::ZERO; n * dim];
         let mut grad_params = vec![T::ZERO; rows * dim];
-        match layout {
-            Layout::ByEmbedding => {
-                linalg::matmul_ab(g, &self.unit, n, dim, rows, &mut grad_emb);
-                linalg::matmul_atb(g, emb, rows, dim, n, &mut grad_params);
-            }
-            Layout::ByClass => {
-                linalg::matmul_atb(g, &self.unit, n, dim, rows, &mut grad_emb);
-                linalg::matmul_ab(g, emb, rows, dim, n, &mut grad_params);
-            }
-        }
+        linalg::matmul_ab(g, &self.unit, n, dim, rows, &mut grad_emb);
+        linalg::matmul_atb(g, emb, rows, dim, n, &mut grad_params);
         grad_params
             .par_chunks_mut(dim)
             .zip(self.unit.par_chunks(dim))
@@ -87,15 +76,6 @@ impl<T: Real> UnitRows<T> {
     }
 }
 
-/// How a score matrix (and its gradient) is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Layout {
-    /// `n × rows`: one row per embedding (a softmax over classes).
-    ByEmbedding,
-    /// `rows × n`: one row per class (Proxy-Anchor's per-proxy sums).
-    ByClass,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,17 +85,14 @@ mod tests {
         let p = [3.0f64, 4.0, 0.0, 2.0];
         let rows = UnitRows::new(&p, 2, 2);
         let x = [1.0f64, 1.0];
-        for layout in [Layout::ByEmbedding, Layout::ByClass] {
-            // One embedding: both layouts are the same vector.
-            let s = rows.scores(&x, 1, layout);
-            assert!((s[0] - 1.4).abs() < 1e-12 && (s[1] - 1.0).abs() < 1e-12, "{s:?}");
-            // L = s_00: ∂L/∂x = p̂_0; ∂L/∂p_0 = (x − (x·p̂_0)p̂_0)/5; ∂L/∂p_1 = 0.
-            let (gx, gp) = rows.backward(&[1.0, 0.0], layout, &x, 1);
-            assert!((gx[0] - 0.6).abs() < 1e-12 && (gx[1] - 0.8).abs() < 1e-12);
-            let want = [(1.0 - 1.4 * 0.6) / 5.0, (1.0 - 1.4 * 0.8) / 5.0, 0.0, 0.0];
-            for (g, w) in gp.iter().zip(want) {
-                assert!((g - w).abs() < 1e-12, "{gp:?}");
-            }
+        let s = rows.scores(&x, 1);
+        assert!((s[0] - 1.4).abs() < 1e-12 && (s[1] - 1.0).abs() < 1e-12, "{s:?}");
+        // L = s_00: ∂L/∂x = p̂_0; ∂L/∂p_0 = (x − (x·p̂_0)p̂_0)/5; ∂L/∂p_1 = 0.
+        let (gx, gp) = rows.backward(&[1.0, 0.0], &x, 1);
+        assert!((gx[0] - 0.6).abs() < 1e-12 && (gx[1] - 0.8).abs() < 1e-12);
+        let want = [(1.0 - 1.4 * 0.6) / 5.0, (1.0 - 1.4 * 0.8) / 5.0, 0.0, 0.0];
+        for (g, w) in gp.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{gp:?}");
         }
     }
 }

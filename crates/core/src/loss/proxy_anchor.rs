@@ -29,10 +29,11 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, check_class_params, check_finite, check_positive};
-use super::logsumexp::log_sum_exp;
-use super::proxies::{Layout, UnitRows};
+use super::batch::{check_batch, check_class_params, check_finite, check_positive, class_members};
+use super::logsumexp::{log_one_plus_sum_exp, log_sum_exp, masked_row};
+use super::proxies::UnitRows;
 use super::{Gradients, LossError, LossInput, LossMath, ParamInit, ParamSpec};
+use crate::linalg;
 use crate::real::Real;
 
 /// Proxy-Anchor loss with PML's defaults; `[loss] kind = "proxy-anchor"`.
@@ -79,39 +80,38 @@ impl LossMath for ProxyAnchor {
         labels.iter().for_each(|&l| present[l as usize] = true);
         let with_pos = present.iter().filter(|&&p| p).count() as f64;
         let proxies = UnitRows::new(input.params, classes, dim);
-        // One row per class (C×N): the scores, then ∂L/∂s_ic in their place.
-        let mut by_class = proxies.scores(emb, n, Layout::ByClass);
+        let members = class_members(labels);
+        // The scores by embedding (the faster product), turned into one row per class (C×N):
+        // the scores, then ∂L/∂s_ic in their place, then back by embedding for the backward pass.
+        let mut by_class = linalg::transpose(&proxies.scores(emb, n), n, classes);
         let (alpha, margin) = (self.alpha, self.margin);
+        let (pos_scale, neg_scale) = (-alpha / with_pos, alpha / classes as f64);
         let (pos_loss, neg_loss) = by_class
             .par_chunks_mut(n)
             .enumerate()
             .map_init(
                 || (Vec::new(), Vec::new()),
-                |(zp, zn), (c, row)| {
+                |(zp, sn), (c, row)| {
+                    // The class's rows are its positives (few, one by one), the rest its negatives
+                    // (whole-row passes, the class masked).
+                    let same = members.get(&(c as i64)).map_or(&[][..], Vec::as_slice);
                     zp.clear();
-                    zn.clear();
-                    for (&s, &l) in row.iter().zip(labels) {
-                        let s = s.to_f64();
-                        if l as usize == c {
-                            zp.push(alpha * (margin - s));
-                        } else {
-                            zn.push(alpha * (s + margin));
-                        }
+                    zp.extend(same.iter().map(|&i| alpha * (margin - row[i].to_f64())));
+                    let pos_loss = log_sum_exp(zp, true);
+                    masked_row(row, same, sn);
+                    let neg_loss = log_one_plus_sum_exp(sn, alpha, margin);
+                    for (g, &w) in row.iter_mut().zip(sn.iter()) {
+                        *g = T::from_f64(neg_scale * w);
                     }
-                    let losses = (log_sum_exp(zp, true), log_sum_exp(zn, true));
-                    let (mut wp, mut wn) = (zp.iter(), zn.iter());
-                    for (g, &l) in row.iter_mut().zip(labels) {
-                        *g = T::from_f64(if l as usize == c {
-                            -alpha / with_pos * wp.next().expect("one weight per positive")
-                        } else {
-                            alpha / classes as f64 * wn.next().expect("one weight per negative")
-                        });
+                    for (&i, &w) in same.iter().zip(zp.iter()) {
+                        row[i] = T::from_f64(pos_scale * w);
                     }
-                    losses
+                    (pos_loss, neg_loss)
                 },
             )
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        let (grad_emb, grad_proxies) = proxies.backward(&by_class, Layout::ByClass, emb, n);
+        let by_embedding = linalg::transpose(&by_class, classes, n);
+        let (grad_emb, grad_proxies) = proxies.backward(&by_embedding, emb, n);
         Ok(Gradients {
             loss: pos_loss / with_pos + neg_loss / classes as f64,
             emb: grad_emb,

@@ -38,8 +38,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::symmetrize;
-use super::batch::{check_batch, check_finite};
-use super::distance::{divide_by_distance, euclidean, euclidean_backward, pair_weight};
+use super::batch::{check_batch, check_finite, class_members, gram};
+use super::distance::{
+    divide_by_distance, euclidean, euclidean_backward, euclidean_backward_pairs, pair_weight, root, squared,
+    squared_norms,
+};
+use super::logsumexp::min;
 use super::reduce::NonZeroMean;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
@@ -90,10 +94,10 @@ impl LossMath for Triplet {
     fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
         let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let n = check_batch(emb, dim, labels)?;
-        let dist = euclidean(emb, n, dim);
         if self.mining == TripletMining::BatchHard {
-            return Ok(self.batch_hard(&dist, emb, n, dim, labels));
+            return Ok(self.batch_hard(emb, n, dim, labels));
         }
+        let dist = euclidean(emb, n, dim);
         // Per anchor row: ∂(Σ counted ℓ)/∂d_aj, then scaled by 1/count.
         let mut coef = vec![T::ZERO; n * n];
         let total = coef
@@ -202,55 +206,139 @@ impl Triplet {
     }
 
     /// `mining = "batch-hard"`: one triplet per anchor, its gradient on two pairs.
-    fn batch_hard<T: Real>(&self, dist: &[T], emb: &[T], n: usize, dim: usize, labels: &[i64]) -> Gradients<T> {
-        let picks: Vec<Option<(usize, usize, f64)>> = (0..n)
-            .into_par_iter()
-            .map(|a| {
-                let mut hardest_p: Option<(f64, usize)> = None;
-                let mut hardest_n: Option<(f64, usize)> = None;
-                for (j, (&d, &l)) in dist[a * n..(a + 1) * n].iter().zip(labels).enumerate() {
-                    let d = d.to_f64();
-                    if j == a {
-                        continue;
-                    } else if l == labels[a] {
-                        if hardest_p.is_none_or(|(best, _)| d > best) {
-                            hardest_p = Some((d, j));
-                        }
-                    } else if hardest_n.is_none_or(|(best, _)| d < best) {
-                        hardest_n = Some((d, j));
-                    }
-                }
-                let ((dap, p), (dan, neg)) = (hardest_p?, hardest_n?);
-                let loss = (dap - dan) + self.margin;
-                (loss > 0.0).then_some((p, neg, loss))
+    fn batch_hard<T: Real>(&self, emb: &[T], n: usize, dim: usize, labels: &[i64]) -> Gradients<T> {
+        let g = gram(emb, n, dim);
+        let norms = squared_norms(&g, n);
+        let classes = class_members(labels);
+        // Per anchor: (positive, negative, ℓ, d_ap, d_an) of a counted triplet.
+        type Pick<T> = Option<(usize, usize, f64, T, T)>;
+        let picks: Vec<Pick<T>> = g
+            .par_chunks(n)
+            .enumerate()
+            .map_init(Vec::new, |x, (a, row)| {
+                x.clear();
+                x.extend(row.iter().zip(&norms).map(|(&v, &nj)| squared(norms[a], nj, v)));
+                let ((p, dap), (neg, dan)) = hardest::<T>(a, x, &classes[&labels[a]])?;
+                let loss = (dap.to_f64() - dan.to_f64()) + self.margin;
+                (loss > 0.0).then_some((p, neg, loss, dap, dan))
             })
             .collect();
         let mut total = NonZeroMean::default();
-        for &(_, _, loss) in picks.iter().flatten() {
+        for &(_, _, loss, _, _) in picks.iter().flatten() {
             total.push(loss);
         }
         if total.count == 0 {
             return Gradients::zero(n, dim, 0);
         }
-        // Two pairs per counted anchor, in both orders: the backward pass takes its sparse route.
+        // Two pairs per counted anchor: the backward pass over those pairs only.
         let w = total.weight();
-        let mut weights = vec![T::ZERO; n * n];
-        for (a, &(p, neg, _)) in picks
+        let pairs: Vec<(usize, usize, T)> = picks
             .iter()
             .enumerate()
-            .filter_map(|(a, pick)| pick.as_ref().map(|p| (a, p)))
-        {
-            for (j, dl_dd) in [(p, w), (neg, -w)] {
-                let v = T::from_f64(pair_weight(dl_dd, dist[a * n + j].to_f64()));
-                weights[a * n + j] += v;
-                weights[j * n + a] += v;
-            }
-        }
-        let grad = euclidean_backward(&weights, emb, n, dim);
+            .filter_map(|(a, pick)| pick.map(|(p, neg, _, dap, dan)| [(a, p, w, dap), (a, neg, -w, dan)]))
+            .flatten()
+            .map(|(a, j, dl_dd, d)| (a, j, T::from_f64(pair_weight(dl_dd, d.to_f64()))))
+            .collect();
         Gradients {
             loss: total.value(),
-            emb: grad,
+            emb: euclidean_backward_pairs(&pairs, emb, n, dim),
             params: Vec::new(),
+        }
+    }
+}
+
+/// Two squared distances within this relative gap of each other may round to the same distance
+/// (`f32`: within 2⁻²²; `f64`: 2⁻⁵¹); further apart they cannot.
+const TIE_GAP: f64 = 1.0 / (1u64 << 20) as f64;
+
+/// Anchor `a`'s farthest positive and nearest negative (index, distance), the lowest index on a
+/// tie of distances (as `torch.max`/`torch.min`); `None` without one of them. `x` holds the row's
+/// squared distances ([`squared`]; overwritten), `same` the rows of `a`'s class, ascending. Only
+/// the positives and the nearest negatives' squares are rooted: the root is non-decreasing, so the
+/// nearest negative is the first at the smallest square or one before it whose square rounds to
+/// the same distance (a tie), hence lies within [`TIE_GAP`] of it.
+fn hardest<T: Real>(a: usize, x: &mut [f64], same: &[usize]) -> Option<((usize, T), (usize, T))> {
+    let mut pos: Option<(usize, T)> = None;
+    for &p in same.iter().filter(|&&p| p != a) {
+        let d = root(x[p]);
+        if pos.is_none_or(|(_, best)| d > best) {
+            pos = Some((p, d));
+        }
+    }
+    let pos = pos?;
+    same.iter().for_each(|&j| x[j] = f64::INFINITY);
+    let nearest = min(x);
+    let first = x
+        .iter()
+        .position(|&v| v == nearest)
+        .filter(|_| nearest < f64::INFINITY)?;
+    let d = root(nearest);
+    // Below 1e-30 every square roots to 0 in f32 (and those ≤ 0 in f64).
+    let bound = nearest.max(0.0) * (1.0 + TIE_GAP) + 1e-30;
+    let neg = x[..first]
+        .iter()
+        .position(|&v| v <= bound && root::<T>(v) == d)
+        .unwrap_or(first);
+    Some((pos, (neg, d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: every distance rooted, the first maximum / minimum.
+    fn hardest_naive<T: Real>(a: usize, x: &[f64], labels: &[i64]) -> Option<((usize, T), (usize, T))> {
+        let d: Vec<T> = x.iter().map(|&v| root(v)).collect();
+        let pos =
+            (0..x.len())
+                .filter(|&j| j != a && labels[j] == labels[a])
+                .fold(None, |best: Option<(usize, T)>, j| match best {
+                    Some((_, b)) if d[j] <= b => best,
+                    _ => Some((j, d[j])),
+                });
+        let neg =
+            (0..x.len())
+                .filter(|&j| labels[j] != labels[a])
+                .fold(None, |best: Option<(usize, T)>, j| match best {
+                    Some((_, b)) if d[j] >= b => best,
+                    _ => Some((j, d[j])),
+                });
+        Some((pos?, neg?))
+    }
+
+    #[test]
+    fn hardest_breaks_ties_of_rounded_distances_as_the_definition() {
+        // Squares a few units of 2⁻²⁶ apart: many round to the same f32 distance, in any order;
+        // some at or below 0 (duplicates).
+        let mut s = 11u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        for case in 0..400 {
+            let n = 2 + case % 40;
+            let labels: Vec<i64> = (0..n).map(|_| (next() % 3) as i64).collect();
+            let base = [1.7, 0.02, 0.0, 1e-40][case % 4];
+            let x: Vec<f64> = (0..n)
+                .map(|_| {
+                    let k = (next() % 9) as f64 - 2.0;
+                    base * (1.0 + k * (1.0 / (1u64 << 26) as f64)) - [0.0, 1e-9][next() % 2] * k
+                })
+                .collect();
+            let classes = class_members(&labels);
+            for a in 0..n {
+                let same = &classes[&labels[a]];
+                assert_eq!(
+                    hardest::<f32>(a, &mut x.clone(), same),
+                    hardest_naive(a, &x, &labels),
+                    "{x:?} {a}"
+                );
+                assert_eq!(
+                    hardest::<f64>(a, &mut x.clone(), same),
+                    hardest_naive(a, &x, &labels),
+                    "{x:?} {a}"
+                );
+            }
         }
     }
 }
