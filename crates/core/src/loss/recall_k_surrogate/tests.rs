@@ -291,6 +291,18 @@ fn settings_are_validated_and_read_from_configs() {
             variant: REFERENCE,
         })
     );
+    // `--set loss.k=[1, 4]` and `--set loss.k_temperatures=[1, 4.5]`: TOML literals.
+    let mut tree = crate::settings::Tree::new();
+    tree.insert("kind".into(), "recall-k-surrogate".into());
+    tree.insert("k".into(), crate::settings::parse_value("[1, 4]"));
+    tree.insert("k_temperatures".into(), crate::settings::parse_value("[1, 4.5]"));
+    let cfg = crate::LossConfig::from_tree(tree).unwrap();
+    let expected = RecallKSurrogate {
+        k: vec![1, 4],
+        k_temperatures: vec![1.0, 4.5],
+        ..RecallKSurrogate::default()
+    };
+    assert_eq!(cfg, crate::LossConfig::RecallKSurrogate(expected));
     let err = serde_json::from_value::<crate::LossConfig>(serde_json::json!({"kind": "recall-k-surrogate", "tau": 1}))
         .unwrap_err()
         .to_string();
