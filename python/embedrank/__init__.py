@@ -3,8 +3,8 @@
 - `AccuracyCalculator`: a drop-in for PML 2.9's, exact and fast (numpy only, no torch needed);
 - `knn`: exact k-nearest-neighbour search with a documented tie rule;
 - losses as `torch.nn.Module`s (imported on first use, so evaluation works without torch):
-  `FastAPLoss`, `FAPPYLoss`, `SmoothAPLoss`, `RoadmapLoss`, `ContrastiveLoss`, `TripletMarginLoss`, `MultiSimilarityLoss`,
-  `ProxyAnchorLoss`, `NormalizedSoftmaxLoss`, and `CoreLoss` for any loss by name.
+  `FastAPLoss`, `FAPPYLoss`, `SmoothAPLoss`, `RoadmapLoss`, `RecallKSurrogateLoss`, `ContrastiveLoss`,
+  `TripletMarginLoss`, `MultiSimilarityLoss`, `ProxyAnchorLoss`, `NormalizedSoftmaxLoss`, and `CoreLoss` for any loss by name.
 """
 
 from ._core import __version__
@@ -16,6 +16,7 @@ _LOSSES = (
     "FAPPYLoss",
     "SmoothAPLoss",
     "RoadmapLoss",
+    "RecallKSurrogateLoss",
     "ContrastiveLoss",
     "TripletMarginLoss",
     "MultiSimilarityLoss",

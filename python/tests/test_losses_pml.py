@@ -164,7 +164,7 @@ def test_smooth_ap_reference_variant_equals_pml_where_pml_groups_rows_right(seed
 
 
 def test_every_core_loss_runs_by_name_with_a_finite_gradient():
-    """The rank losses without a PML twin (FAPPY, ROADMAP; the oracle tests check their values
+    """The rank losses without a PML twin (FAPPY, ROADMAP, the Recall@k surrogate; the oracle tests check their values
     against transcriptions of the official code) and any future `[loss]` kind, through CoreLoss."""
     emb, labels = batch(5, 24, 8, 4)
     for kind in embedrank._core.loss_kinds():
@@ -173,3 +173,4 @@ def test_every_core_loss_runs_by_name_with_a_finite_gradient():
         value, (grad, *_) = loss_and_grads(module, emb, labels)
         assert torch.isfinite(value) and torch.isfinite(grad).all() and float(grad.abs().max()) > 0, kind
     assert isinstance(embedrank.RoadmapLoss(rho=50.0), embedrank.CoreLoss)
+    assert isinstance(embedrank.RecallKSurrogateLoss(k=[1, 4], k_temperatures=[1.0, 4.0]), embedrank.CoreLoss)

@@ -33,7 +33,7 @@ pub mod topk;
 
 pub use loss::{
     Contrastive, Fappy, FappyWeighting, FastAp, Gradients, Loss, LossConfig, LossError, LossInput, LossMath,
-    LossOutput, MultiSimilarity, MultiSimilarityMiner, NormalizedSoftmax, ProxyAnchor, Roadmap, RoadmapVariant,
-    SmoothAp, SmoothApVariant, Triplet, TripletMining,
+    LossOutput, MultiSimilarity, MultiSimilarityMiner, NormalizedSoftmax, ProxyAnchor, RecallKSurrogate,
+    RecallKSurrogateVariant, Roadmap, RoadmapVariant, SmoothAp, SmoothApVariant, Triplet, TripletMining,
 };
 pub use scores::Scores;

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor, Roadmap,
-    SmoothAp, Triplet,
+    Contrastive, Fappy, FastAp, Loss, LossError, LossMath, MultiSimilarity, NormalizedSoftmax, ProxyAnchor,
+    RecallKSurrogate, Roadmap, SmoothAp, Triplet,
 };
 use crate::settings::{self, SettingsError, Tagged, Tree};
 
@@ -81,6 +81,8 @@ losses! {
     /// ROADMAP (Ramzi et al., NeurIPS 2021), SupAP + calibration: `temperature`, `rho`, `delta`,
     /// `offset`, `start`, `pos_margin`, `neg_margin`, `ap_weight`, `calibration_weight`, `variant`.
     Roadmap(Roadmap) = "roadmap",
+    /// Recall@k surrogate (Patel et al., CVPR 2022): `k`, `k_temperatures`, `temperature`, `variant`.
+    RecallKSurrogate(RecallKSurrogate) = "recall-k-surrogate",
     /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
     Contrastive(Contrastive) = "contrastive",
     /// Triplet margin loss (PML `TripletMarginLoss` + miners): `margin`, `mining`, `miner_margin`.

@@ -8,7 +8,8 @@
 //! matters; autograd of that layer projects it.
 //!
 //! Two kinds of loss share one interface, [`Loss`]:
-//! - pure functions of the batch (FastAP, FAPPY, Smooth-AP, ROADMAP, the pair and triplet losses);
+//! - pure functions of the batch (FastAP, FAPPY, Smooth-AP, ROADMAP, the Recall@k surrogate, the
+//!   pair and triplet losses);
 //! - losses with their own trainable parameters, e.g. one proxy per class (Proxy-Anchor,
 //!   normalised softmax). [`Loss::parameters`] says their shape and initialisation; the caller
 //!   owns them (a network's optimiser trains them), passes them in [`LossInput::params`] and
@@ -35,6 +36,7 @@ pub mod multi_similarity;
 pub mod normalized_softmax;
 mod proxies;
 pub mod proxy_anchor;
+pub mod recall_k_surrogate;
 mod reduce;
 pub mod roadmap;
 pub mod smooth_ap;
@@ -48,6 +50,7 @@ pub use fastap::FastAp;
 pub use multi_similarity::{MultiSimilarity, MultiSimilarityMiner};
 pub use normalized_softmax::NormalizedSoftmax;
 pub use proxy_anchor::ProxyAnchor;
+pub use recall_k_surrogate::{RecallKSurrogate, RecallKSurrogateVariant};
 pub use roadmap::{Roadmap, RoadmapVariant};
 pub use smooth_ap::{SmoothAp, SmoothApVariant};
 pub use triplet::{Triplet, TripletMining};
