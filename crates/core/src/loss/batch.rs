@@ -272,6 +272,19 @@ pub(crate) fn symmetrized<T: Real>(w: &[T], n: usize) -> Vec<T> {
     out
 }
 
+/// The embedding gradient of per-query score weights `w` (`w[q·n + k] = ∂loss/∂s_qk`, `s_qk =
+/// x_q·x_k`): each `s_qk`, `k ≠ q`, feeds both rows (`W + Wᵀ`); with `self_scores`, the rank
+/// losses' reference variants, `s_qq = ‖x_q‖²` feeds `x_q` twice.
+pub(crate) fn query_weights_to_grad<T: Real>(w: &[T], emb: &[T], n: usize, dim: usize, self_scores: bool) -> Vec<T> {
+    let mut pair = symmetrized(w, n);
+    if self_scores {
+        for i in 0..n {
+            pair[i * n + i] = w[i * n + i] + w[i * n + i];
+        }
+    }
+    pair_weights_to_grad(&pair, emb, n, dim, T::ONE)
+}
+
 /// The embedding gradient `scale · W·X` for a symmetric pair-weight matrix `W` (n×n).
 pub(crate) fn pair_weights_to_grad<T: Real>(w: &[T], emb: &[T], n: usize, dim: usize, scale: T) -> Vec<T> {
     let mut grad = vec![T::ZERO; n * dim];

@@ -66,7 +66,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
-    check_batch, check_finite, check_non_negative, check_positive, gram, pair_counts, pair_weights_to_grad, symmetrized,
+    check_batch, check_finite, check_non_negative, check_positive, gram, pair_counts, query_weights_to_grad,
 };
 use super::reduce::NonZeroMean;
 use super::smooth_ap::sigmoid;
@@ -193,16 +193,9 @@ impl LossMath for Roadmap {
         } else {
             1.0 - ap_sum / queries as f64
         };
-        // `s_qk` for k ≠ q feeds both rows' gradients (W + Wᵀ); `s_qq = ‖x_q‖²` feeds x_q twice.
-        let mut pair = symmetrized(&w, n);
-        if reference {
-            for i in 0..n {
-                pair[i * n + i] = w[i * n + i] + w[i * n + i];
-            }
-        }
         Ok(Gradients {
             loss: self.ap_weight * sup_ap + self.calibration_weight * (pos.value() + neg.value()),
-            emb: pair_weights_to_grad(&pair, emb, n, dim, T::ONE),
+            emb: query_weights_to_grad(&w, emb, n, dim, reference),
             params: Vec::new(),
         })
     }

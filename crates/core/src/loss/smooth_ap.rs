@@ -46,7 +46,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{check_batch, check_positive, gram, pair_counts, pair_weights_to_grad, symmetrized};
+use super::batch::{check_batch, check_positive, gram, pair_counts, query_weights_to_grad};
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
 
@@ -111,16 +111,9 @@ impl LossMath for SmoothAp {
                 self.query(q, row, labels, scale, scratch)
             })
             .sum();
-        // `s_qk` for k ≠ q feeds both rows' gradients (W + Wᵀ); `s_qq = ‖x_q‖²` feeds x_q twice.
-        let mut pair = symmetrized(&w, n);
-        if reference {
-            for i in 0..n {
-                pair[i * n + i] = w[i * n + i] + w[i * n + i];
-            }
-        }
         Ok(Gradients {
             loss: 1.0 - ap_sum / queries as f64,
-            emb: pair_weights_to_grad(&pair, emb, n, dim, T::ONE),
+            emb: query_weights_to_grad(&w, emb, n, dim, reference),
             params: Vec::new(),
         })
     }
