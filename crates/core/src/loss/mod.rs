@@ -40,6 +40,8 @@ pub mod recall_k_surrogate;
 mod reduce;
 pub mod roadmap;
 pub mod smooth_ap;
+#[cfg(test)]
+mod testutil;
 pub mod triplet;
 
 pub use batch::LossError;

@@ -237,36 +237,11 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::loss::testutil::{self, check_central_differences, mixed_labels, Fd};
     use crate::loss::Loss;
 
     fn loss(temperature: f64, variant: SmoothApVariant) -> SmoothAp {
         SmoothAp { temperature, variant }
-    }
-
-    /// Vectors in random directions with norms in [0.6, 1.4] (the loss takes them as given, so the
-    /// self-scores `‖x_q‖²` of the reference variant vary too).
-    fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-        let mut x: Vec<f64> = (0..n * dim).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
-        for row in x.chunks_mut(dim) {
-            let scale = (0.6 + 0.8 * rng.random::<f64>()) / row.iter().map(|v| v * v).sum::<f64>().sqrt();
-            row.iter_mut().for_each(|v| *v *= scale);
-        }
-        x
-    }
-
-    /// Classes of unequal size, interleaved, with singletons.
-    fn mixed_labels(n: usize) -> Vec<i64> {
-        let sizes = [4, 1, 3, 2, 1, 5];
-        let mut labels: Vec<i64> = sizes
-            .iter()
-            .cycle()
-            .enumerate()
-            .flat_map(|(c, &s)| std::iter::repeat_n(c as i64, s))
-            .take(n)
-            .collect();
-        labels.reverse(); // not sorted by size: a class may come before a larger one
-        labels.swap(0, n / 2);
-        labels
     }
 
     /// `classes` groups of `m` consecutive rows (the official code's layout).
@@ -316,22 +291,17 @@ mod tests {
     }
 
     fn check_gradient_with_step(l: &SmoothAp, x: &[f64], dim: usize, labels: &[i64], what: &str, eps: f64) {
-        let (_, grad) = l.loss_and_grad_f64(x, dim, labels).unwrap();
-        let scale = grad.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-        let mut xp = x.to_vec();
-        for k in 0..x.len() {
-            xp[k] = x[k] + eps;
-            let up = l.loss_and_grad_f64(&xp, dim, labels).unwrap().0;
-            xp[k] = x[k] - eps;
-            let down = l.loss_and_grad_f64(&xp, dim, labels).unwrap().0;
-            xp[k] = x[k];
-            let numeric = (up - down) / (2.0 * eps);
-            assert!(
-                (numeric - grad[k]).abs() <= 2e-6 * scale,
-                "{what}: coordinate {k}: analytic {:.10e} vs numeric {numeric:.10e}",
-                grad[k]
-            );
-        }
+        let fd = Fd {
+            eps,
+            tol: 2e-6,
+            floor: 0.0,
+        };
+        check_central_differences(l, x, dim, labels, fd, what);
+    }
+
+    /// Rows of norm 0.6–1.4 (the reference variant's self-scores vary).
+    fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        testutil::random_rows(n, dim, 0.6, 0.8, rng)
     }
 
     #[test]

@@ -1,8 +1,14 @@
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::loss::testutil::{self, check_central_differences, mixed_labels, score, Fd};
 use crate::loss::Loss;
+
+/// Rows of norm 0.8–1.2.
+fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    testutil::random_rows(n, dim, 0.8, 0.4, rng)
+}
 
 fn with(variant: RecallKSurrogateVariant, temperature: f64) -> RecallKSurrogate {
     RecallKSurrogate {
@@ -14,20 +20,6 @@ fn with(variant: RecallKSurrogateVariant, temperature: f64) -> RecallKSurrogate 
 
 const PAPER: RecallKSurrogateVariant = RecallKSurrogateVariant::Paper;
 const REFERENCE: RecallKSurrogateVariant = RecallKSurrogateVariant::Reference;
-
-/// Rows in random directions with norms in [0.8, 1.2] (the loss takes them as given).
-fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    let mut x: Vec<f64> = (0..n * dim).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
-    for row in x.chunks_mut(dim) {
-        let scale = (0.8 + 0.4 * rng.random::<f64>()) / row.iter().map(|v| v * v).sum::<f64>().sqrt();
-        row.iter_mut().for_each(|v| *v *= scale);
-    }
-    x
-}
-
-fn score(x: &[f64], dim: usize, a: usize, b: usize) -> f64 {
-    (0..dim).map(|k| x[a * dim + k] * x[b * dim + k]).sum()
-}
 
 fn sig(x: f64, clamped: bool) -> f64 {
     let x = if clamped { x.clamp(-50.0, 50.0) } else { x };
@@ -87,43 +79,18 @@ fn away_from_clamp(l: &RecallKSurrogate, x: &[f64], dim: usize, gap: f64) -> boo
     })
 }
 
-/// Classes of unequal size, interleaved, with singletons.
-fn mixed_labels(n: usize) -> Vec<i64> {
-    let sizes = [4, 1, 3, 2, 1, 5];
-    let mut labels: Vec<i64> = sizes
-        .iter()
-        .cycle()
-        .enumerate()
-        .flat_map(|(c, &s)| std::iter::repeat_n(c as i64, s))
-        .take(n)
-        .collect();
-    labels.reverse();
-    labels.swap(0, n / 2);
-    labels
-}
-
 /// Central differences of the loss in f64 against the analytic gradient.
 fn check_gradient(l: &RecallKSurrogate, x: &[f64], dim: usize, labels: &[i64]) {
-    let (loss, grad) = l.loss_and_grad_f64(x, dim, labels).unwrap();
+    let (loss, _) = l.loss_and_grad_f64(x, dim, labels).unwrap();
     let (expected, gap) = naive(l, x, dim, labels);
     assert!((loss - expected).abs() < 1e-12, "{loss} vs naive {expected}");
     assert!(gap > 1e-5, "a capped count is at its cap: pick other rows");
-    let h = 1e-6;
-    let scale = grad.iter().fold(1e-3_f64, |m, g| m.max(g.abs()));
-    let mut y = x.to_vec();
-    for p in 0..x.len() {
-        y[p] = x[p] + h;
-        let up = l.loss_and_grad_f64(&y, dim, labels).unwrap().0;
-        y[p] = x[p] - h;
-        let down = l.loss_and_grad_f64(&y, dim, labels).unwrap().0;
-        y[p] = x[p];
-        let fd = (up - down) / (2.0 * h);
-        assert!(
-            (fd - grad[p]).abs() < 1e-6 * scale.max(1.0),
-            "entry {p}: finite difference {fd} vs analytic {}",
-            grad[p]
-        );
-    }
+    let fd = Fd {
+        eps: 1e-6,
+        tol: 1e-6,
+        floor: 1.0,
+    };
+    check_central_differences(l, x, dim, labels, fd, "recall@k surrogate");
 }
 
 #[test]

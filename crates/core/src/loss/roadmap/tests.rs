@@ -2,27 +2,19 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::loss::testutil::{self, check_central_differences, mixed_labels, score, Fd};
 use crate::loss::Loss;
+
+/// Rows of norm 0.8–1.2.
+fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    testutil::random_rows(n, dim, 0.8, 0.4, rng)
+}
 
 fn reference() -> Roadmap {
     Roadmap {
         variant: RoadmapVariant::Reference,
         ..Roadmap::default()
     }
-}
-
-/// Rows in random directions with norms in [0.8, 1.2] (the loss takes them as given).
-fn random_rows(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    let mut x: Vec<f64> = (0..n * dim).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
-    for row in x.chunks_mut(dim) {
-        let scale = (0.8 + 0.4 * rng.random::<f64>()) / row.iter().map(|v| v * v).sum::<f64>().sqrt();
-        row.iter_mut().for_each(|v| *v *= scale);
-    }
-    x
-}
-
-fn score(x: &[f64], dim: usize, a: usize, b: usize) -> f64 {
-    (0..dim).map(|k| x[a * dim + k] * x[b * dim + k]).sum()
 }
 
 /// Whether every quantity with a kink (score differences at 0 and δ, scores at the margins) is
@@ -52,21 +44,6 @@ fn smooth_rows(l: &Roadmap, n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f
             return x;
         }
     }
-}
-
-/// Classes of unequal size, interleaved, with singletons.
-fn mixed_labels(n: usize) -> Vec<i64> {
-    let sizes = [4, 1, 3, 2, 1, 5];
-    let mut labels: Vec<i64> = sizes
-        .iter()
-        .cycle()
-        .enumerate()
-        .flat_map(|(c, &s)| std::iter::repeat_n(c as i64, s))
-        .take(n)
-        .collect();
-    labels.reverse();
-    labels.swap(0, n / 2);
-    labels
 }
 
 /// The definition, written out term by term.
@@ -132,23 +109,12 @@ fn naive(l: &Roadmap, x: &[f64], dim: usize, labels: &[i64]) -> f64 {
 
 /// Central differences along every coordinate against the analytic gradient.
 fn check_gradient(l: &Roadmap, x: &[f64], dim: usize, labels: &[i64], what: &str) {
-    let (_, grad) = l.loss_and_grad_f64(x, dim, labels).unwrap();
-    let scale = grad.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    let eps = 1e-7;
-    let mut xp = x.to_vec();
-    for k in 0..x.len() {
-        xp[k] = x[k] + eps;
-        let up = l.loss_and_grad_f64(&xp, dim, labels).unwrap().0;
-        xp[k] = x[k] - eps;
-        let down = l.loss_and_grad_f64(&xp, dim, labels).unwrap().0;
-        xp[k] = x[k];
-        let numeric = (up - down) / (2.0 * eps);
-        assert!(
-            (numeric - grad[k]).abs() <= 1e-5 * scale,
-            "{what}: coordinate {k}: analytic {:.10e} vs numeric {numeric:.10e}",
-            grad[k]
-        );
-    }
+    let fd = Fd {
+        eps: 1e-7,
+        tol: 1e-5,
+        floor: 0.0,
+    };
+    check_central_differences(l, x, dim, labels, fd, what);
 }
 
 #[test]
