@@ -7,9 +7,11 @@
 //! `fresh / stale`, where `fresh` also accounts for the centres not yet folded in. Rejection
 //! sampling makes this the exact k-means++ distribution.
 //!
-//! Lloyd iterations assign each point to the centre of highest `x·c - |c|²/2` (nearest centre),
-//! block by block, then move each centre to its points' mean; an empty cluster keeps its centre.
-//! They stop when no assignment changes or after `max_iter` iterations.
+//! The seeding tracks each point's nearest centre while folding the centres in, so it ends with
+//! the first assignment (no separate pass). Each Lloyd iteration then moves each centre to its
+//! points' mean (an empty cluster keeps its centre) and reassigns each point to the centre of
+//! highest `x·c - |c|²/2` (nearest centre), block by block. They stop when no assignment changes
+//! or after `max_iter` assignments (the seeding's counts as the first).
 
 use rayon::prelude::*;
 
@@ -51,22 +53,37 @@ fn sq_norms(x: &[f32], dim: usize) -> Vec<f32> {
     x.par_chunks(dim).map(|r| r.iter().map(|v| v * v).sum()).collect()
 }
 
-/// `d2[i] = min(d2[i], |x_i - c|²)` over the centres `c` (rows of `cents`, norms `cn`).
-fn fold_in(x: &[f32], xn: &[f32], dim: usize, cents: &[f32], cn: &[f32], d2: &mut [f32]) {
+/// `d2[i] = min(d2[i], |x_i - c|²)` over the centres `c` (rows of `cents`, norms `cn`), numbered
+/// from `first`; `nearest[i]` follows the minimum (the lowest number among equals).
+fn fold_in(
+    x: &[f32],
+    xn: &[f32],
+    dim: usize,
+    (cents, cn, first): (&[f32], &[f32], usize),
+    d2: &mut [f32],
+    nearest: &mut [u32],
+) {
     let m = cn.len();
-    d2.par_chunks_mut(BLOCK).enumerate().for_each_init(
-        || vec![0f32; BLOCK * m],
-        |s, (b, d)| {
-            let i0 = b * BLOCK;
-            let s = &mut s[..d.len() * m];
-            matmul_abt_single(&x[i0 * dim..(i0 + d.len()) * dim], cents, d.len(), m, dim, s);
-            for (i, (di, line)) in d.iter_mut().zip(s.chunks_exact(m)).enumerate() {
-                for (&dot, &c) in line.iter().zip(cn) {
-                    *di = di.min((xn[i0 + i] + c - 2.0 * dot).max(0.0));
+    d2.par_chunks_mut(BLOCK)
+        .zip(nearest.par_chunks_mut(BLOCK))
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; BLOCK * m],
+            |s, (b, (d, near))| {
+                let i0 = b * BLOCK;
+                let s = &mut s[..d.len() * m];
+                matmul_abt_single(&x[i0 * dim..(i0 + d.len()) * dim], cents, d.len(), m, dim, s);
+                for (i, ((di, ni), line)) in d.iter_mut().zip(near.iter_mut()).zip(s.chunks_exact(m)).enumerate() {
+                    for (j, (&dot, &c)) in line.iter().zip(cn).enumerate() {
+                        let v = (xn[i0 + i] + c - 2.0 * dot).max(0.0);
+                        if v < *di {
+                            *di = v;
+                            *ni = (first + j) as u32;
+                        }
+                    }
                 }
-            }
-        },
-    );
+            },
+        );
 }
 
 fn gather(x: &[f32], dim: usize, rows: &[usize]) -> Vec<f32> {
@@ -75,35 +92,46 @@ fn gather(x: &[f32], dim: usize, rows: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// k-means++ seeding: the rows of `x` chosen as initial centres.
-fn seed_plus_plus(
-    x: &[f32],
-    xn: &[f32],
-    dim: usize,
-    k: usize,
-    rng: &mut SplitMix,
-    progress: &dyn Progress,
-) -> Vec<usize> {
+/// A seeding: the rows of `x` chosen as initial centres, and each point's nearest of them.
+struct Seeds {
+    chosen: Vec<usize>,
+    nearest: Vec<u32>,
+}
+
+impl Seeds {
+    /// Folds the chosen centres from `folded` on into `d2` and `nearest`.
+    fn fold_from(&mut self, x: &[f32], xn: &[f32], dim: usize, folded: usize, d2: &mut [f32]) {
+        let rows = &self.chosen[folded..];
+        let cents = gather(x, dim, rows);
+        let cn: Vec<f32> = rows.iter().map(|&r| xn[r]).collect();
+        fold_in(x, xn, dim, (&cents, &cn, folded), d2, &mut self.nearest);
+    }
+}
+
+/// k-means++ seeding; every centre is folded into the distances by the end, so the seeds come
+/// with the first assignment (each point's nearest seed) at no extra pass.
+fn seed_plus_plus(x: &[f32], xn: &[f32], dim: usize, k: usize, rng: &mut SplitMix, progress: &dyn Progress) -> Seeds {
     let n = xn.len();
-    let mut chosen = vec![(rng.next_u64() % n as u64) as usize];
+    let mut seeds = Seeds {
+        chosen: vec![(rng.next_u64() % n as u64) as usize],
+        nearest: vec![0; n],
+    };
     let mut d2 = vec![f32::INFINITY; n];
     let mut folded = 0;
     let mut cum: Vec<f64> = Vec::new();
     progress.start("k-means++", k as u64);
     progress.advance(1);
-    while chosen.len() < k {
+    while seeds.chosen.len() < k {
         if progress.cancelled() {
             // The caller discards the result: any k rows will do.
-            chosen.resize(k, chosen[0]);
-            break;
+            seeds.chosen.resize(k, seeds.chosen[0]);
+            progress.finish();
+            return seeds;
         }
-        let pending = chosen.len() - folded;
-        if pending > 0 && (cum.is_empty() || pending >= (chosen.len() / 4).clamp(1, 256)) {
-            let rows = &chosen[folded..];
-            let cents = gather(x, dim, rows);
-            let cn: Vec<f32> = rows.iter().map(|&r| xn[r]).collect();
-            fold_in(x, xn, dim, &cents, &cn, &mut d2);
-            folded = chosen.len();
+        let pending = seeds.chosen.len() - folded;
+        if pending > 0 && (cum.is_empty() || pending >= (seeds.chosen.len() / 4).clamp(1, 256)) {
+            seeds.fold_from(x, xn, dim, folded, &mut d2);
+            folded = seeds.chosen.len();
             cum.clear();
             let mut acc = 0.0;
             cum.extend(d2.iter().map(|&d| {
@@ -114,8 +142,8 @@ fn seed_plus_plus(
         let total = *cum.last().expect("n > 0");
         if total <= 0.0 {
             // Every point sits on a centre (duplicates): any unchosen point will do.
-            let next = (0..n).find(|i| !chosen.contains(i)).expect("k ≤ n");
-            chosen.push(next);
+            let next = (0..n).find(|i| !seeds.chosen.contains(i)).expect("k ≤ n");
+            seeds.chosen.push(next);
             progress.advance(1);
             continue;
         }
@@ -123,7 +151,7 @@ fn seed_plus_plus(
         let i = cum.partition_point(|&c| c <= u).min(n - 1);
         let stale = f64::from(d2[i]);
         let xi = &x[i * dim..(i + 1) * dim];
-        let fresh = chosen[folded..]
+        let fresh = seeds.chosen[folded..]
             .iter()
             .map(|&c| {
                 let dot: f32 = xi.iter().zip(&x[c * dim..(c + 1) * dim]).map(|(a, b)| a * b).sum();
@@ -131,12 +159,15 @@ fn seed_plus_plus(
             })
             .fold(stale, f64::min);
         if stale > 0.0 && rng.unit() * stale < fresh {
-            chosen.push(i);
+            seeds.chosen.push(i);
             progress.advance(1);
         }
     }
+    if folded < seeds.chosen.len() {
+        seeds.fold_from(x, xn, dim, folded, &mut d2);
+    }
     progress.finish();
-    chosen
+    seeds
 }
 
 /// Nearest centre of every point; returns how many assignments changed.
@@ -201,19 +232,22 @@ pub fn kmeans(x: &[f32], dim: usize, opts: &KMeansOptions, progress: &dyn Progre
     }
     let xn = sq_norms(x, dim);
     let mut rng = SplitMix(opts.seed);
-    let mut cents = gather(x, dim, &seed_plus_plus(x, &xn, dim, k, &mut rng, progress));
-    let mut labels = vec![u32::MAX; n];
+    let seeds = seed_plus_plus(x, &xn, dim, k, &mut rng, progress);
+    let mut cents = gather(x, dim, &seeds.chosen);
+    // The first assignment came with the seeds; each iteration moves the centres and reassigns.
+    let mut labels = seeds.nearest;
     progress.start("k-means", opts.max_iter as u64);
-    for _ in 0..opts.max_iter.max(1) {
+    progress.advance(1);
+    for _ in 1..opts.max_iter.max(1) {
         if progress.cancelled() {
             break;
         }
+        update(x, dim, &labels, &mut cents);
         let changed = assign(x, dim, &cents, k, &mut labels);
         progress.advance(1);
         if changed == 0 {
             break;
         }
-        update(x, dim, &labels, &mut cents);
     }
     progress.finish();
     labels
@@ -296,6 +330,53 @@ mod tests {
         );
     }
 
+    /// Gaussian-ish random rows (no exact ties between distances).
+    fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = SplitMix(seed);
+        (0..n * dim)
+            .map(|_| (rng.unit() + rng.unit() + rng.unit() - 1.5) as f32)
+            .collect()
+    }
+
+    #[test]
+    fn seeding_ends_with_each_points_nearest_seed() {
+        // 1,500 points, 37 centres: several folds of growing batches, then a pending tail.
+        let (n, dim, k) = (1500, 16, 37);
+        let x = random_rows(n, dim, 5);
+        let xn = sq_norms(&x, dim);
+        let seeds = seed_plus_plus(&x, &xn, dim, k, &mut SplitMix(9), &NoProgress);
+        let cents = gather(&x, dim, &seeds.chosen);
+        let mut brute = vec![u32::MAX; n];
+        assert_eq!(assign(&x, dim, &cents, k, &mut brute), n);
+        assert_eq!(seeds.nearest, brute);
+    }
+
+    #[test]
+    fn equals_lloyd_started_from_the_seeds() {
+        // The textbook loop: assign from the seeds, then update and reassign until nothing changes.
+        let (n, dim, k) = (900, 8, 40);
+        let x = random_rows(n, dim, 11);
+        let opts = KMeansOptions {
+            k,
+            max_iter: 20,
+            seed: 3,
+        };
+        let xn = sq_norms(&x, dim);
+        let seeds = seed_plus_plus(&x, &xn, dim, k, &mut SplitMix(opts.seed), &NoProgress);
+        let mut cents = gather(&x, dim, &seeds.chosen);
+        let mut labels = vec![u32::MAX; n];
+        let mut passes = 0;
+        for _ in 0..opts.max_iter {
+            passes += 1;
+            if assign(&x, dim, &cents, k, &mut labels) == 0 {
+                break;
+            }
+            update(&x, dim, &labels, &mut cents);
+        }
+        assert!(passes > 2, "the data must take several iterations, took {passes}");
+        assert_eq!(kmeans(&x, dim, &opts, &NoProgress), labels);
+    }
+
     #[test]
     fn seeding_draws_are_proportional_to_squared_distance() {
         // Points 0 and 1 coincide, 2 is at distance 1, 3 at distance 2 (squared: 0, 0, 1, 4).
@@ -305,7 +386,7 @@ mod tests {
         let (mut twos, mut trials) = (0, 0);
         for seed in 0..4000 {
             let mut rng = SplitMix(seed);
-            let c = seed_plus_plus(&x, &xn, 1, 2, &mut rng, &NoProgress);
+            let c = seed_plus_plus(&x, &xn, 1, 2, &mut rng, &NoProgress).chosen;
             if c[0] <= 1 {
                 trials += 1;
                 twos += usize::from(c[1] == 2);
