@@ -1,8 +1,9 @@
 """embedrank's losses as `torch.nn.Module`s with PML's call convention, `loss(embeddings, labels)`.
 
-Each module L2-normalises the embeddings with torch ops (as PML's losses do by default), then the
-core computes the loss and its exact analytic gradient on the host; a `torch.autograd.Function`
-hands that gradient back to autograd. Tensors on any device work: the normalised embeddings are
+Each module L2-normalises the embeddings (as PML's losses do by default, with
+`torch.nn.functional.normalize`'s definition), computes the loss and its exact analytic gradient
+w.r.t. the raw embeddings, normalisation included, in the core on the host; a
+`torch.autograd.Function` hands that gradient back to autograd. Tensors on any device work: the normalised embeddings are
 copied to the host and the gradient back to their device (a round trip per call). float64 inputs
 are computed in float64 throughout (so `torch.autograd.gradcheck` works); other dtypes in float32.
 The proxy losses keep their parameters under PML's names (`proxies`, `W`), so a state dict moves
@@ -13,7 +14,6 @@ import json
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import _arrays, _core
 
@@ -33,9 +33,11 @@ class _CoreLossFunction(torch.autograd.Function):
         host = torch.float64 if double else torch.float32
         e = _host(embeddings, host)
         p = _host(params, host) if params is not None else np.zeros((0, e.shape[1]), dtype=e.dtype)
+        # The core L2-normalises the rows (F.normalize's definition) and returns the gradient
+        # w.r.t. the raw embeddings: no normalise layer and backward in torch.
         loss, grad, param_grad = _core.loss(
             config, _arrays.address(e), e.shape[0], e.shape[1], _arrays.address(labels),
-            _arrays.address(p), p.shape[0], double,
+            _arrays.address(p), p.shape[0], double, True,
         )
         dt = np.float64 if double else np.float32
         ctx.grad = torch.from_numpy(np.frombuffer(grad, dtype=dt).reshape(e.shape)).to(
@@ -96,8 +98,7 @@ class CoreLoss(torch.nn.Module):
         if not embeddings.dtype.is_floating_point:
             raise ValueError(f"embeddings must be floating point, got {embeddings.dtype}")
         y = _arrays.labels(labels, "labels", embeddings.shape[0])
-        normalised = F.normalize(embeddings, p=2, dim=1)
-        return _CoreLossFunction.apply(self._config, normalised, y, self._rows())
+        return _CoreLossFunction.apply(self._config, embeddings, y, self._rows())
 
     def extra_repr(self):
         return self._config

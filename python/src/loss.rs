@@ -1,5 +1,6 @@
 //! `loss`: any loss of the core, by its `[loss]` settings as JSON, with its exact gradients.
 
+use embedrank_core::loss::normalize::{normalize_backward, normalize_rows};
 use embedrank_core::loss::{Gradients, LossInput, ParamInit};
 use embedrank_core::real::Real;
 use embedrank_core::{Loss, LossConfig, LossError};
@@ -41,10 +42,12 @@ pub fn loss_parameters(
 }
 
 /// The loss of `n × dim` embeddings with `n` int64 labels (and `param_rows × dim` parameters, if
-/// the loss has them), all float32 — or float64 when `double` — with the GIL released. Returns
-/// `(loss, d loss/d embeddings, d loss/d parameters)`, the gradients as bytes of the input dtype.
+/// the loss has them), all float32 — or float64 when `double` — with the GIL released; with
+/// `normalize`, of the L2-normalised rows (`F.normalize`'s definition, its backward included).
+/// Returns `(loss, d loss/d embeddings, d loss/d parameters)`, the gradients as bytes of the input
+/// dtype.
 #[pyfunction]
-#[pyo3(signature = (config, emb, n, dim, labels, params, param_rows, double))]
+#[pyo3(signature = (config, emb, n, dim, labels, params, param_rows, double, normalize=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn loss<'py>(
     py: Python<'py>,
@@ -56,6 +59,7 @@ pub fn loss<'py>(
     params: usize,
     param_rows: usize,
     double: bool,
+    normalize: bool,
 ) -> PyResult<(f64, Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
     let loss = build(config)?;
     // SAFETY: the Python side's contract (see `view`).
@@ -63,14 +67,38 @@ pub fn loss<'py>(
     if double {
         // SAFETY: as above.
         let (e, p) = unsafe { (view::<f64>(emb, n * dim)?, view::<f64>(params, param_rows * dim)?) };
-        let g = py.detach(|| loss.compute_f64(&LossInput::new(e, dim, labels).with_params(p)));
+        let g = py.detach(|| {
+            compute(e, dim, normalize, |e| {
+                loss.compute_f64(&LossInput::new(e, dim, labels).with_params(p))
+            })
+        });
         finish(py, g)
     } else {
         // SAFETY: as above.
         let (e, p) = unsafe { (view::<f32>(emb, n * dim)?, view::<f32>(params, param_rows * dim)?) };
-        let g = py.detach(|| loss.compute_f32(&LossInput::new(e, dim, labels).with_params(p)));
+        let g = py.detach(|| {
+            compute(e, dim, normalize, |e| {
+                loss.compute_f32(&LossInput::new(e, dim, labels).with_params(p))
+            })
+        });
         finish(py, g)
     }
+}
+
+/// `f(emb)`, or `f` of the normalised rows with the gradient taken back through the normalisation.
+fn compute<T: Real>(
+    emb: &[T],
+    dim: usize,
+    normalize: bool,
+    f: impl FnOnce(&[T]) -> Result<Gradients<T>, LossError>,
+) -> Result<Gradients<T>, LossError> {
+    if !normalize {
+        return f(emb);
+    }
+    let (y, norms) = normalize_rows(emb, dim);
+    let mut g = f(&y)?;
+    normalize_backward(&mut g.emb, &y, &norms, dim);
+    Ok(g)
 }
 
 /// The loss and its gradients as `(float, bytes, bytes)`.

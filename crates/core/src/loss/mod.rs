@@ -33,6 +33,7 @@ pub mod fappy;
 pub mod fastap;
 mod logsumexp;
 pub mod multi_similarity;
+pub mod normalize;
 pub mod normalized_softmax;
 mod proxies;
 pub mod proxy_anchor;
