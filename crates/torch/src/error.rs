@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use embedrank_core::eval::EvalError;
 use embedrank_core::sampler::SamplerError;
 use embedrank_core::LossError;
 use embedrank_data::dataset::DatasetError;
@@ -160,9 +161,21 @@ pub enum TrainError {
     /// The plots could not be drawn.
     #[error("plots: {0}")]
     Report(String),
-    /// Evaluation failed.
-    #[error("evaluation: {0}")]
-    Eval(String),
+    /// The evaluator refused the embeddings or its search failed.
+    #[error("evaluation")]
+    Eval(#[from] EvalError),
+    /// The evaluator's report lacks a metric every run records.
+    #[error("evaluation: the evaluator returned no {0}")]
+    EvalMissing(&'static str),
+    /// Evaluation after an epoch failed; that epoch's checkpoint was written first.
+    #[error("after epoch {epoch} (its checkpoint is saved; fix the cause and --resume)")]
+    EpochEval {
+        /// The epoch just trained.
+        epoch: usize,
+        /// Why its evaluation failed.
+        #[source]
+        source: Box<TrainError>,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -208,8 +208,7 @@ pub fn retrieval_metrics(
     let report = match search_on {
         None => evaluate(q, r, query.dim, &cfg, &NoProgress),
         Some(d) => evaluate_on_device(q, r, query.dim, &cfg, &NoProgress, d),
-    }
-    .map_err(|e| TrainError::Eval(e.to_string()))?;
+    }?;
     let s = report.scores;
     for (name, value) in [
         ("precision_at_1", s.precision_at_1),
@@ -217,7 +216,7 @@ pub fn retrieval_metrics(
         ("mean_average_precision_at_r", s.mean_average_precision_at_r),
     ] {
         if value.is_none() {
-            return Err(TrainError::Eval(format!("the evaluator returned no {name}")));
+            return Err(TrainError::EvalMissing(name));
         }
     }
     Ok(s)

@@ -60,30 +60,66 @@ impl Default for DeviceKnnOptions {
     }
 }
 
+/// Why [`knn_on_device`] could not search.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceKnnError {
+    /// A matrix's length is not a whole number of rows.
+    #[error("{what} has {values} values, which is not a whole number of rows of dimension {dim}")]
+    Shape {
+        /// Which set.
+        what: &'static str,
+        /// Its number of values.
+        values: usize,
+        /// The row length.
+        dim: usize,
+    },
+    /// More rows than the 32-bit neighbour indices can name.
+    #[error("{rows} rows in {what} is more than the supported {}", u32::MAX - 1)]
+    TooManyRows {
+        /// Which set.
+        what: &'static str,
+        /// Its rows.
+        rows: usize,
+    },
+    /// A set holds NaN or infinity.
+    #[error("{what} contains NaN or infinity")]
+    NonFinite {
+        /// Which set.
+        what: &'static str,
+    },
+    /// libtorch failed (out of device memory, most likely).
+    #[error("kNN on the device: {what}")]
+    Torch {
+        /// What was being done.
+        what: &'static str,
+        /// libtorch's error.
+        #[source]
+        source: TchError,
+    },
+}
+
 /// A libtorch error, with what was being done.
 trait Ctx<T> {
-    fn ctx(self, what: &str) -> Result<T, String>;
+    fn ctx(self, what: &'static str) -> Result<T, DeviceKnnError>;
 }
 
 impl<T> Ctx<T> for Result<T, TchError> {
-    fn ctx(self, what: &str) -> Result<T, String> {
-        self.map_err(|e| format!("kNN on the device: {what}: {e}"))
+    fn ctx(self, what: &'static str) -> Result<T, DeviceKnnError> {
+        self.map_err(|source| DeviceKnnError::Torch { what, source })
     }
 }
 
-fn rows_of(what: &str, data: &[f32], dim: usize) -> Result<usize, String> {
+fn rows_of(what: &'static str, data: &[f32], dim: usize) -> Result<usize, DeviceKnnError> {
     if dim == 0 || data.len() % dim != 0 {
-        return Err(format!(
-            "{what} has {} values, which is not a whole number of rows of dimension {dim}",
-            data.len()
-        ));
+        return Err(DeviceKnnError::Shape {
+            what,
+            values: data.len(),
+            dim,
+        });
     }
     let rows = data.len() / dim;
     if rows >= u32::MAX as usize {
-        return Err(format!(
-            "{rows} rows in {what} is more than the supported {}",
-            u32::MAX - 1
-        ));
+        return Err(DeviceKnnError::TooManyRows { what, rows });
     }
     Ok(rows)
 }
@@ -97,7 +133,7 @@ pub fn knn_on_device(
     k: usize,
     device: Device,
     opts: &DeviceKnnOptions,
-) -> Result<Neighbours, String> {
+) -> Result<Neighbours, DeviceKnnError> {
     knn_on_device_progress(queries, refs, dim, k, device, opts, &NoProgress)
 }
 
@@ -110,7 +146,7 @@ pub fn knn_on_device_progress(
     device: Device,
     opts: &DeviceKnnOptions,
     progress: &dyn Progress,
-) -> Result<Neighbours, String> {
+) -> Result<Neighbours, DeviceKnnError> {
     let nq = rows_of("the query set", queries, dim)?;
     let self_search = refs.is_none();
     let r = refs.unwrap_or(queries);
@@ -177,7 +213,14 @@ pub fn knn_on_device_progress(
 }
 
 /// Rows `r0..r0 + n` of the `· × dim` matrix `data` as an f32 tensor on `device`, checked finite.
-fn upload(data: &[f32], r0: usize, n: usize, dim: usize, device: Device, what: &str) -> Result<Tensor, String> {
+fn upload(
+    data: &[f32],
+    r0: usize,
+    n: usize,
+    dim: usize,
+    device: Device,
+    what: &'static str,
+) -> Result<Tensor, DeviceKnnError> {
     let slice = &data[r0 * dim..(r0 + n) * dim];
     // SAFETY: `slice` is valid, initialised f32 memory of exactly `n × dim` values that outlives the
     // borrowed tensor `host`, which is only read (copied to the device, or, on the CPU device, read
@@ -197,14 +240,14 @@ fn upload(data: &[f32], r0: usize, n: usize, dim: usize, device: Device, what: &
         .ctx("copying to the device (out of device memory? lower DeviceKnnOptions::resident_bytes)")?;
     let finite = t.f_isfinite().ctx("checking")?.f_all().ctx("checking")?;
     if finite.f_int64_value(&[]).ctx("checking")? == 0 {
-        return Err(format!("{what} contains NaN or infinity"));
+        return Err(DeviceKnnError::NonFinite { what });
     }
     Ok(t)
 }
 
 /// The best `kk` entries of each row of `tile` by the tie rule (as an unordered set), with global
 /// indices (`r0` added); `1 ≤ kk ≤ tile columns`.
-fn tile_best(tile: &Tensor, kk: usize, r0: usize) -> Result<(Tensor, Tensor), String> {
+fn tile_best(tile: &Tensor, kk: usize, r0: usize) -> Result<(Tensor, Tensor), DeviceKnnError> {
     let (rows, cols) = tile.size2().ctx("tile shape")?;
     let (v, mut i) = if kk as i64 == cols {
         (
@@ -256,7 +299,7 @@ fn tile_best(tile: &Tensor, kk: usize, r0: usize) -> Result<(Tensor, Tensor), St
 
 /// The first `k` of each row of candidates `(v, i)` (indices unique) by the tie rule, best first:
 /// ordered by index, then stably by descending score.
-fn order(v: &Tensor, i: &Tensor, k: usize) -> Result<(Tensor, Tensor), String> {
+fn order(v: &Tensor, i: &Tensor, k: usize) -> Result<(Tensor, Tensor), DeviceKnnError> {
     let (i, by_index) = i.f_sort(1, false).ctx("ordering candidates")?;
     let v = v.f_gather(1, &by_index, false).ctx("ordering candidates")?;
     let (v, by_score) = v.f_sort_stable(true, 1, true).ctx("ordering candidates")?;
@@ -275,7 +318,7 @@ fn order(v: &Tensor, i: &Tensor, k: usize) -> Result<(Tensor, Tensor), String> {
 }
 
 /// Appends the `rows × k` neighbours `(v, i)` to `hits`.
-fn collect(v: &Tensor, i: &Tensor, rows: usize, k: usize, hits: &mut Vec<Hit>) -> Result<(), String> {
+fn collect(v: &Tensor, i: &Tensor, rows: usize, k: usize, hits: &mut Vec<Hit>) -> Result<(), DeviceKnnError> {
     let n = rows * k;
     let mut scores = vec![0f32; n];
     let mut index = vec![0i64; n];
@@ -304,7 +347,8 @@ pub fn evaluate_on_device(
     device: Device,
 ) -> Result<EvalReport, EvalError> {
     let search = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
-        knn_on_device_progress(q, r, dim, k, device, &DeviceKnnOptions::default(), p).map_err(EvalError::Search)
+        knn_on_device_progress(q, r, dim, k, device, &DeviceKnnOptions::default(), p)
+            .map_err(|e| EvalError::Search(Box::new(e)))
     };
     evaluate_with(query, reference, dim, cfg, progress, &search)
 }
@@ -451,7 +495,10 @@ mod tests {
         assert!(knn_on_device(&one, Some(&one), 0, 1, Device::Cpu, &opts).is_err());
         assert!(knn_on_device(&one, Some(&[1.0; 3]), 2, 1, Device::Cpu, &opts).is_err());
         let err = knn_on_device(&[1.0, f32::NAN], Some(&one), 2, 1, Device::Cpu, &opts).unwrap_err();
-        assert!(err.contains("NaN"), "{err}");
+        assert!(
+            matches!(err, DeviceKnnError::NonFinite { what: "the query set" }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -174,9 +174,10 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
         run_dir::write_metrics(&dir, &history)?;
         run_dir::write_plots(&dir)?;
         if let Some(e) = eval_error {
-            return Err(TrainError::Eval(format!(
-                "after epoch {epoch} (its checkpoint is saved; fix the cause and --resume): {e}"
-            )));
+            return Err(TrainError::EpochEval {
+                epoch,
+                source: Box::new(e),
+            });
         }
         obs.epoch_end(history.last().expect("just pushed"));
     }

@@ -15,7 +15,7 @@ pub enum RowError {
 }
 
 /// Why [`super::evaluate`] could not run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A set has no rows.
     #[error("the {set} is empty")]
@@ -58,9 +58,21 @@ pub enum EvalError {
     /// The kNN search refused the input.
     #[error(transparent)]
     Knn(#[from] KnnError),
-    /// A kNN search given to [`super::evaluate_with`] failed, or returned the wrong number of neighbours.
-    #[error("the kNN search failed: {0}")]
-    Search(String),
+    /// A kNN search given to [`super::evaluate_with`] failed (the search's own error is the source).
+    #[error("the kNN search failed")]
+    Search(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A kNN search given to [`super::evaluate_with`] returned lists of the wrong shape.
+    #[error("the kNN search returned {rows} rows of {k} neighbours, not {want_rows} of {want_k}")]
+    SearchShape {
+        /// Rows returned.
+        rows: usize,
+        /// Neighbours per row returned.
+        k: usize,
+        /// Rows asked for (one per query).
+        want_rows: usize,
+        /// Neighbours per row asked for.
+        want_k: usize,
+    },
     /// The ids that pair queries with references are inconsistent (length, duplicates, labels).
     #[error("{0}")]
     Ids(String),

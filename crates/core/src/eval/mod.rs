@@ -343,7 +343,7 @@ pub fn evaluate_excluding(
         return evaluate(query, None, dim, cfg, progress);
     }
     let cpu = |q: &[f32], r: Option<&[f32]>, dim: usize, k: usize, p: &dyn Progress| {
-        let r = r.ok_or_else(|| EvalError::Search("no reference set".into()))?;
+        let r = r.ok_or_else(|| EvalError::Search("no reference set was passed to the search".into()))?;
         Ok(knn_excluding(q, r, dim, k, exclude, &cfg.knn, p)?)
     };
     evaluate_impl(query, Some(reference), Some(exclude), dim, cfg, progress, &cpu)
@@ -481,10 +481,12 @@ fn evaluate_impl(
         let r = (!self_ref).then_some(refs.embeddings);
         let nb = search(query.embeddings, r, dim, report.k_searched, progress)?;
         if (nb.rows, nb.k) != (nq, report.k_searched) {
-            return Err(EvalError::Search(format!(
-                "{} rows of {} neighbours, not {nq} of {}",
-                nb.rows, nb.k, report.k_searched
-            )));
+            return Err(EvalError::SearchShape {
+                rows: nb.rows,
+                k: nb.k,
+                want_rows: nq,
+                want_k: report.k_searched,
+            });
         }
         report.timings.knn = t.elapsed().as_secs_f64();
         let k_ok = report.k > 0;

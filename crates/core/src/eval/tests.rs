@@ -85,7 +85,10 @@ fn evaluate_with_uses_the_given_search_and_checks_its_shape() {
         ..EvalConfig::default()
     };
     let err = evaluate_with(set(&e, &l), None, 2, &cfg, &NoProgress, &short).unwrap_err();
-    assert!(matches!(err, EvalError::Search(_)), "{err}");
+    assert!(
+        matches!(err, EvalError::SearchShape { k: 1, want_k, .. } if want_k >= 2),
+        "{err}"
+    );
 }
 
 #[test]
