@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod index;
 mod model;
 mod train;
+pub use index::{EmbedRunArgs, IndexArgs, SearchArgs};
 pub use model::DataArgs;
 pub use train::TrainArgs;
 
@@ -33,6 +35,10 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Export a trained network as a TorchScript module (torch.jit.load) for serving.
     Export(ExportArgs),
+    /// Embed a folder of images (or an OML CSV) with a trained network into a searchable index.
+    Index(IndexArgs),
+    /// Find an index's nearest images to query images (exact cosine kNN).
+    Search(SearchArgs),
 }
 
 /// Arguments of `embedrank export`.

@@ -2,7 +2,7 @@
 //!
 //! [`Loader::epoch`] takes the epoch's batches (lists of image indices, e.g. from a sampler) and
 //! returns an iterator of [`Batch`]es in that order. `workers` threads each build whole batches
-//! (read, decode, transform into one `n × 3 × size × size` `f32` buffer that the torch side wraps
+//! (read, decode, transform into one `n × C × size × size` `f32` buffer that the torch side wraps
 //! without copying); at most `workers + prefetch` batches are in flight, so memory stays bounded
 //! while the model is kept busy. A sample's augmentation is drawn from
 //! `SampleRng::for_sample(seed, epoch, batch, slot)`, so batches are identical whatever the thread
@@ -63,7 +63,7 @@ pub struct Batch {
     pub number: usize,
     /// The image indices actually loaded, in order (the requested ones minus [`Batch::skipped`]).
     pub indices: Vec<usize>,
-    /// `indices.len() × 3 × size × size` floats, CHW per image, ImageNet-normalised.
+    /// `indices.len() × C × size × size` floats, CHW per image, normalised (C: the transform's channels).
     pub data: Vec<f32>,
     /// The output side length.
     pub size: usize,

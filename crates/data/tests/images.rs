@@ -321,3 +321,63 @@ fn loader_skips_or_refuses_undecodable_images() {
         "{err}"
     );
 }
+
+/// torchvision on colour PNGs: PIL's `convert("L")`, `Resize(28)`, `CenterCrop(28)`, `ToTensor`,
+/// `Normalize(0.2860, 0.3530)` (the Fashion-MNIST demo's input), against [`Transform::Grey`].
+const TORCHVISION_GREY: &str = r#"
+import json, sys
+import numpy as np
+from PIL import Image
+import torchvision.transforms as T
+out, files = sys.argv[1], json.loads(sys.argv[2])
+t = T.Compose([T.Resize(28), T.CenterCrop(28), T.ToTensor(), T.Normalize([0.2860], [0.3530])])
+rows = [t(Image.open(f).convert("L")).numpy().ravel() for f in files]
+np.save(out + "/grey.npy", np.stack(rows).astype(np.float32))
+"#;
+
+#[test]
+fn grey_transform_matches_pil_luma_and_torchvision() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [(28, 28), (300, 451), (64, 40), (97, 640)];
+    let files: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| {
+            let p = dir.path().join(format!("{i}.png"));
+            image(&p, w, h, i as u32 + 11);
+            p
+        })
+        .collect();
+    let json_files = serde_json::to_string(&files.iter().map(|f| f.to_str().unwrap()).collect::<Vec<_>>()).unwrap();
+    run_python(TORCHVISION_GREY, &[dir.path().to_str().unwrap(), &json_files]);
+    let theirs = npy::read_matrix(&dir.path().join("grey.npy")).unwrap();
+    let grey = Transform::Grey {
+        size: 28,
+        mean: 0.2860,
+        std: 0.3530,
+    };
+    assert_eq!((grey.channels(), grey.numel()), (1, 784));
+    let mut pipe = Pipeline::new();
+    for (i, f) in files.iter().enumerate() {
+        let mut out = vec![0.0; 784];
+        pipe.apply(
+            &decode_file(f).unwrap(),
+            &grey,
+            &mut SampleRng::for_sample(0, 0, 0, 0),
+            &mut out,
+        )
+        .unwrap();
+        let want = &theirs.data[i * 784..(i + 1) * 784];
+        if sizes[i] == (28, 28) {
+            // No resampling: PIL's integer luma exactly.
+            let max = out.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(max < 1e-5, "image {i}: max |diff| {max}");
+        } else {
+            let diffs: Vec<f32> = out.iter().zip(want).map(|(a, b)| (a - b).abs()).collect();
+            let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+            let max = diffs.iter().cloned().fold(0.0, f32::max);
+            // One grey level is 1/255/0.353 ≈ 0.011.
+            assert!(mean < 0.006 && max < 0.035, "image {i}: mean |diff| {mean}, max {max}");
+        }
+    }
+}

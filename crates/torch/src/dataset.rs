@@ -4,6 +4,8 @@
 //! deviation). The image-folder datasets (SOP, In-Shop, VehicleID, CUB, Cars196, CSV) are read by
 //! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the papers'
 //! random-resized-crop + flip, every other split with resize + centre crop, ImageNet-normalised.
+//! Image files fed to a 1-channel (Fashion-MNIST) network are read grey instead (PIL's "L"),
+//! resized to its 28-px side and standardised as the in-memory images are.
 //! An image that cannot be decoded is left out of its batch and reported (or, with
 //! `data.strict`, stops the run naming the file).
 
@@ -220,6 +222,8 @@ pub struct Feed<'a> {
     split: &'a SplitData,
     source: Source,
     device: Device,
+    /// Channels of the images of a file source.
+    channels: i64,
 }
 
 /// How a [`Feed`] gets pixels.
@@ -237,6 +241,11 @@ impl<'a> Feed<'a> {
             Images::Memory(all) => Source::Memory(all.to_device(device)),
             Images::Files(paths) => {
                 let transform = match mode {
+                    _ if cfg.dataset.channels() == 1 => Transform::Grey {
+                        size: fashion_mnist::SIDE as u32,
+                        mean: FASHION_MNIST_MEAN as f32,
+                        std: FASHION_MNIST_STD as f32,
+                    },
                     Mode::Train => Transform::paper_train_at(cfg.image_size),
                     Mode::Test => Transform::Test {
                         resize: cfg.resize,
@@ -256,7 +265,13 @@ impl<'a> Feed<'a> {
                 Source::Files(Loader::new(paths.clone(), config))
             }
         };
-        Self { split, source, device }
+        let channels = cfg.dataset.channels();
+        Self {
+            split,
+            source,
+            device,
+            channels,
+        }
     }
 
     /// The device the batches are put on.
@@ -275,13 +290,13 @@ impl<'a> Feed<'a> {
         epoch: u64,
         batches: Vec<Vec<usize>>,
     ) -> Box<dyn Iterator<Item = Result<ImageBatch, TrainError>> + '_> {
-        let device = self.device;
+        let (device, channels) = (self.device, self.channels);
         match &self.source {
             Source::Files(loader) => Box::new(loader.epoch(epoch, batches).map(move |b| {
                 let b = b?;
                 let side = b.size as i64;
                 let images = Tensor::from_slice(&b.data)
-                    .view([b.indices.len() as i64, 3, side, side])
+                    .view([b.indices.len() as i64, channels, side, side])
                     .to_device(device);
                 Ok(ImageBatch {
                     indices: b.indices,

@@ -19,6 +19,8 @@ pub struct TrainedModel {
     pub config: TrainConfig,
     /// The epoch the checkpoint was written after.
     pub epoch: usize,
+    /// The checkpoint file read.
+    pub checkpoint: std::path::PathBuf,
     /// Owns the network's variables.
     _vs: VarStore,
 }
@@ -37,6 +39,7 @@ pub fn load_run(run_dir: &Path, device: Device) -> Result<TrainedModel, TrainErr
         net,
         config,
         epoch: loaded.state.epoch,
+        checkpoint: loaded.path,
         _vs: vs,
     })
 }

@@ -26,7 +26,7 @@ pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod export;
-mod fsutil;
+pub mod fsutil;
 pub mod inference;
 pub mod knn_device;
 pub mod loss;

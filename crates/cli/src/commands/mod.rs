@@ -4,9 +4,12 @@ mod embed;
 mod eval;
 mod eval_model;
 mod export;
+mod index;
+mod index_store;
 mod loss;
 mod model_data;
 mod report;
+mod search;
 mod train;
 
 use std::io::Write;
@@ -24,6 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Index(args) => index::run(&args),
+        Command::Search(args) => search::run(&args),
     }
 }
 

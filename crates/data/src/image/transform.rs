@@ -4,6 +4,9 @@
 //!   area and log-uniform aspect, then a centred fallback) + `RandomHorizontalFlip(0.5)`.
 //! - Test: `Resize(resize)` of the shorter side + `CenterCrop(crop)` (Python's round-half-even
 //!   offsets, as torchvision).
+//! - Grey: PIL's `convert("L")` (ITU-R 601-2 luma, `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`),
+//!   then `Resize(size)` + `CenterCrop(size)`, normalised with one mean/std into `1 × size × size`
+//!   floats: image files for a 1-channel network (the Fashion-MNIST demo's).
 //!
 //! Both are one resampling step: the crop box (in source pixels, fractional for the test
 //! transform; cut out first for the train one, as torchvision crops before resizing) is resized straight to the output with `fast_image_resize`'s antialiased bilinear
@@ -94,6 +97,15 @@ pub enum Transform {
         /// Output side.
         crop: u32,
     },
+    /// Grey (PIL's "L"), resize the shorter side to `size`, centre `size × size`, `(x/255 − mean)/std`.
+    Grey {
+        /// Output side.
+        size: u32,
+        /// Mean subtracted after scaling to [0, 1].
+        mean: f32,
+        /// Standard deviation divided by after that.
+        std: f32,
+    },
 }
 
 impl Transform {
@@ -122,12 +134,21 @@ impl Transform {
         match *self {
             Transform::Train { size, .. } => size,
             Transform::Test { crop, .. } => crop,
+            Transform::Grey { size, .. } => size,
         }
     }
 
-    /// Floats per output image (`3 × size × size`).
+    /// Channels of the output (1 for [`Transform::Grey`], else 3).
+    pub fn channels(&self) -> usize {
+        match self {
+            Transform::Grey { .. } => 1,
+            _ => 3,
+        }
+    }
+
+    /// Floats per output image (`channels × size × size`).
     pub fn numel(&self) -> usize {
-        3 * (self.size() as usize).pow(2)
+        self.channels() * (self.size() as usize).pow(2)
     }
 
     /// The source rectangle and flip for an image of `width × height`.
@@ -138,6 +159,7 @@ impl Transform {
                 (b, flip && rng.uniform(0.0, 1.0) < 0.5)
             }
             Transform::Test { resize, crop } => (center_crop_box(width, height, resize, crop), false),
+            Transform::Grey { size, .. } => (center_crop_box(width, height, size, size), false),
         }
     }
 }
@@ -234,7 +256,7 @@ impl Pipeline {
         }
     }
 
-    /// Applies `transform` to `img`, writing `3 × size × size` floats (CHW) into `out`.
+    /// Applies `transform` to `img`, writing `channels × size × size` floats (CHW) into `out`.
     pub fn apply(
         &mut self,
         img: &RgbImage,
@@ -243,7 +265,47 @@ impl Pipeline {
         out: &mut [f32],
     ) -> Result<(), String> {
         let (crop, flip) = transform.plan(img.width, img.height, rng);
-        self.crop_resize(img, crop, flip, transform.size(), out)
+        match *transform {
+            Transform::Grey { size, mean, std } => self.grey_resize(img, crop, size, (mean, std), out),
+            _ => self.crop_resize(img, crop, flip, transform.size(), out),
+        }
+    }
+
+    /// Converts `img` to grey (PIL's "L"), resizes its `crop` to `size × size` and writes
+    /// `(x/255 − mean)/std` into `out` (`size²` floats).
+    pub fn grey_resize(
+        &mut self,
+        img: &RgbImage,
+        crop: CropBox,
+        size: u32,
+        (mean, std): (f32, f32),
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        let plane = (size as usize).pow(2);
+        if out.len() != plane {
+            return Err(format!("output buffer of {} floats, need {plane}", out.len()));
+        }
+        let luma: Vec<u8> = img
+            .pixels
+            .chunks_exact(3)
+            .map(|p| {
+                ((u32::from(p[0]) * 19595 + u32::from(p[1]) * 38470 + u32::from(p[2]) * 7471 + 0x8000) >> 16) as u8
+            })
+            .collect();
+        let src = ImageRef::new(img.width, img.height, &luma, PixelType::U8).map_err(|e| e.to_string())?;
+        self.dst.resize(plane, 0);
+        let mut dst =
+            Image::from_slice_u8(size, size, &mut self.dst[..plane], PixelType::U8).map_err(|e| e.to_string())?;
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .crop(crop.left, crop.top, crop.width, crop.height);
+        self.resizer
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| e.to_string())?;
+        for (o, &v) in out.iter_mut().zip(&self.dst[..plane]) {
+            *o = (f32::from(v) / 255.0 - mean) / std;
+        }
+        Ok(())
     }
 
     /// Resizes the `crop` of `img` to `size × size`, flips it if asked, and normalises it into `out`.
