@@ -7,6 +7,8 @@ mod export;
 mod loss;
 mod model_data;
 mod report;
+mod report_grid;
+mod report_thumbs;
 mod train;
 
 use std::io::Write;
