@@ -13,7 +13,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # python: the wheel of python/ (see below).
-.PHONY: all demo test venv build release lint rust-test oracle python python-test bench-python bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
+.PHONY: all demo test venv build release lint rust-test oracle browser python python-test bench-python bench bench-loss bench-eval bench-train bench-data bench-gpu gpu-bundle fuzz clean
 
 all: build
 
@@ -42,9 +42,20 @@ lint: venv
 rust-test: venv
 	$(CARGO) test --workspace
 
-oracle: venv
+oracle: venv browser
 	$(CARGO) build --bin embedrank
-	EMBEDRANK_BIN=$(BIN) $(PY) -m pytest tests/oracle -q
+	EMBEDRANK_BIN=$(BIN) $(PY) -m pytest tests/oracle -q -rs
+
+## Debian's headless Chromium and chromedriver, for the browser test of report.html
+## (tests/oracle/test_report_html.py): installed with apt-get when missing. If that fails, the test is
+## skipped and says why (pytest -rs lists the reason).
+browser:
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the report's browser test"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  { $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q chromium chromium-driver; } \
+	    >/dev/null 2>&1 || echo "could not install chromium and chromium-driver: the browser test will be skipped"; \
+	fi
 
 ## The Python package (python/, PyO3 abi3 over the core, no libtorch): one wheel for CPython >= 3.9
 ## into target/wheels/, installed into the project venv. `pip install ./python` does the same anywhere.

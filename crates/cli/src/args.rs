@@ -29,7 +29,7 @@ pub enum Command {
     Loss(LossArgs),
     /// Train an embedding network with a ranking loss and evaluate it (Recall@K, MAP@R).
     Train(TrainArgs),
-    /// Redraw a training run's plots (loss.png, retrieval.png) from its metrics.jsonl.
+    /// Redraw a run's plots (loss.png, retrieval.png) and write report.html (tables, retrieval grid).
     Report(ReportArgs),
     /// Embed a dataset's splits with a trained network; write embeddings and labels as .npy.
     Embed(EmbedArgs),
@@ -85,10 +85,34 @@ pub struct EmbedArgs {
 
 /// Arguments of `embedrank report`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Writes loss.png and retrieval.png (from metrics.jsonl) and RUN_DIR/report.html, one \
+self-contained page (images embedded, no network): the run's config, the curves, every epoch's metrics, one \
+table per protocol of the dataset (scored with the latest checkpoint) and a retrieval grid for the run's \
+protocol: --queries seeded queries plus the --worst worst ones (fewest correct among the top k, then the latest \
+first correct result), each with its top --k images (exact kNN, ties to the lower index), outlined green when \
+of the query's class and red otherwise. If the checkpoint or the data cannot be read (use --data when the \
+data moved), report.html is written without the grid and stderr says why."
+)]
 pub struct ReportArgs {
     /// A training run's output folder (the one holding metrics.jsonl).
     #[arg(value_name = "RUN_DIR")]
     pub run_dir: PathBuf,
+    /// Retrieved images shown per query in report.html's grid.
+    #[arg(long, default_value_t = 5, value_parser = model::at_least_one)]
+    pub k: usize,
+    /// Queries sampled (seeded) for the grid.
+    #[arg(long, default_value_t = 8)]
+    pub queries: usize,
+    /// Worst queries added to the grid.
+    #[arg(long, default_value_t = 4)]
+    pub worst: usize,
+    /// Seed of the query sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The dataset and how to read it.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Arguments of `embedrank loss`.

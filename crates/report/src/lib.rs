@@ -1,4 +1,4 @@
-//! embedrank-report: plots for training runs.
+//! embedrank-report: plots and the HTML report of training runs.
 //!
 //! A training run writes `metrics.jsonl`, one JSON object per epoch:
 //! `{"epoch":1,"loss":0.41,"img_per_s":1650.0,"precision_at_1":0.82,"recall_at_k":{"1":0.82,"10":0.97},
@@ -7,8 +7,13 @@
 //!
 //! - [`metrics`]: reading `metrics.jsonl`;
 //! - [`plot`]: drawing the two charts (plotters' bitmap backend; text in the embedded DejaVu Sans,
-//!   so no system fonts, fontconfig or freetype are needed).
+//!   so no system fonts, fontconfig or freetype are needed);
+//! - [`html`]: the self-contained `report.html` (config, charts, protocol tables, retrieval grid),
+//!   written from plain data gathered by the caller;
+//! - [`image`]: PNG encoding of thumbnails and base64 `data:` URIs.
 
+pub mod html;
+pub mod image;
 pub mod metrics;
 pub mod plot;
 

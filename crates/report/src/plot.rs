@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
+use crate::image::{encode_png, Pixels};
 use crate::{EpochMetrics, ReportError};
 
 /// Image size in pixels.
@@ -127,18 +128,6 @@ fn draw(
     root.present().map_err(|e| err(&e))
 }
 
-/// Encodes an RGB buffer as PNG bytes.
-fn encode_png(buf: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(buf).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    Ok(out)
-}
-
 /// Writes `bytes` to `path` atomically, naming the file in the error.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     embedrank_core::fsutil::write_atomic(path, bytes).map_err(|source| ReportError::Io {
@@ -169,7 +158,7 @@ fn render(
     ensure_font().map_err(draw_err)?;
     let mut buf = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
     draw(&mut buf, title, y_desc, &series, y_clamp).map_err(draw_err)?;
-    write_atomic(out, &encode_png(&buf).map_err(draw_err)?)
+    write_atomic(out, &encode_png(WIDTH, HEIGHT, Pixels::Rgb, &buf).map_err(draw_err)?)
 }
 
 /// The (epoch, value) points of one metric, skipping absent and non-finite values.

@@ -40,7 +40,7 @@ pub struct DataArgs {
 }
 
 /// A count that must be at least 1.
-pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
+pub fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),

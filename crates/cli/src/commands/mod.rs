@@ -9,6 +9,8 @@ mod index_store;
 mod loss;
 mod model_data;
 mod report;
+mod report_grid;
+mod report_thumbs;
 mod search;
 mod train;
 
