@@ -2,8 +2,9 @@
 //!
 //! Fashion-MNIST is held in memory (u8 → float, standardised with the dataset's mean and standard
 //! deviation). The image-folder datasets (SOP, In-Shop, VehicleID, CUB, Cars196, CSV) are read by
-//! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the papers'
-//! random-resized-crop + flip, every other split with resize + centre crop, ImageNet-normalised.
+//! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the run's
+//! `[augment]` (by default the papers' random-resized-crop + flip), every other split with resize +
+//! centre crop, ImageNet-normalised.
 //! An image that cannot be decoded is left out of its batch and reported (or, with
 //! `data.strict`, stops the run naming the file).
 
@@ -197,7 +198,7 @@ fn test_vs_test() -> Protocol {
 /// Whether images are augmented (training) or only resized and centre-cropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Random-resized-crop + horizontal flip.
+    /// The run's augmentation (`[augment]`).
     Train,
     /// Resize + centre crop.
     Test,
@@ -237,7 +238,10 @@ impl<'a> Feed<'a> {
             Images::Memory(all) => Source::Memory(all.to_device(device)),
             Images::Files(paths) => {
                 let transform = match mode {
-                    Mode::Train => Transform::paper_train_at(cfg.image_size),
+                    Mode::Train => Transform::Train {
+                        size: cfg.image_size,
+                        augment: cfg.augment,
+                    },
                     Mode::Test => Transform::Test {
                         resize: cfg.resize,
                         crop: cfg.image_size,
