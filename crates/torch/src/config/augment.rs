@@ -26,7 +26,8 @@
 //!   but `none` is refused for them. A config without `[augment]` (every config and checkpoint of
 //!   earlier versions) therefore trains as before.
 //!
-//! The printed config always holds the fully expanded section, so a run's `config.toml` records
+//! A section left at its dataset's default follows a `--dataset` override (the demo config with
+//! `--dataset sop` gets `imagenet`). The printed config always holds the fully expanded section, so a run's `config.toml` records
 //! exactly what was done. `--set augment.preset=…` starts from that preset (dropping the section's
 //! other keys), `--set augment.crop=…` drops the other crop's keys.
 
@@ -328,12 +329,16 @@ impl AugmentConfig {
 impl Serialize for AugmentConfig {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let crop = self.crop.to_tree();
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("preset", &self.preset)?;
         map.serialize_entry("crop", self.crop.name())?;
-        for (k, v) in crop.iter().filter(|(k, _)| k.as_str() != "crop") {
-            map.serialize_entry(k, v)?;
+        match &self.crop {
+            CropConfig::RandomResized { scale, ratio } => {
+                map.serialize_entry("scale", scale)?;
+                map.serialize_entry("ratio", ratio)?;
+            }
+            CropConfig::PadCrop { padding } => map.serialize_entry("padding", padding)?,
+            CropConfig::Center => {}
         }
         map.serialize_entry("flip", &self.flip)?;
         map.serialize_entry("brightness", &self.brightness)?;
@@ -452,6 +457,10 @@ mod tests {
             .with_overrides(&[set("data.dataset", json!("cub"))])
             .unwrap();
         assert_eq!((cfg.augment.preset, cfg.augment.hue), (Preset::Imagenet, 0.1));
+        let cfg = demo
+            .with_overrides(&[set("augment.flip", json!(false)), set("data.dataset", json!("sop"))])
+            .unwrap();
+        assert_eq!((cfg.augment.preset, cfg.augment.flip), (Preset::Imagenet, false));
     }
 
     #[test]

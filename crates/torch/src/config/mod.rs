@@ -206,11 +206,9 @@ impl TrainConfig {
     /// optimisers) and drops the others; then every other key, in order (a later one wins).
     pub fn with_overrides(&self, overrides: &[Override]) -> Result<Self, ConfigError> {
         let mut tree = self.to_tree();
-        let touches_augment = overrides
-            .iter()
-            .any(|o| o.key == "augment" || o.key.starts_with("augment."));
-        if !touches_augment && self.augment == AugmentConfig::preset(Preset::default_for(self.data.dataset)) {
-            // The augmentation follows the dataset's default (`--dataset sop` on the demo config).
+        if self.augment == AugmentConfig::preset(Preset::default_for(self.data.dataset)) {
+            // An augmentation left at the dataset's default follows the dataset (`--dataset sop`
+            // on the demo config gets SOP's); `augment.*` overrides then apply on top of it.
             tree.remove("augment");
         }
         let is_tag = |o: &&Override| TAG_KEYS.contains(&o.key.as_str());
