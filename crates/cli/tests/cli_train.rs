@@ -46,6 +46,70 @@ fn print_config_merges_file_and_flags() {
 }
 
 #[test]
+fn print_config_shows_augment_and_set_changes_it() {
+    let print = |args: &[&str]| {
+        let o = bin().arg("train").args(args).arg("--print-config").output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let text = print(&[]);
+    assert!(
+        text.contains("[augment]\npreset = \"none\"\ncrop = \"center\"\nflip = false\n"),
+        "{text}"
+    );
+    let text = print(&["--dataset", "sop"]);
+    assert!(
+        text.contains("[augment]\npreset = \"imagenet\"\ncrop = \"random-resized\"\nscale = [0.16, 1.0]\n"),
+        "{text}"
+    );
+    assert!(text.contains("flip = true\n"), "{text}");
+    let text = print(&[
+        "--dataset",
+        "sop",
+        "--set",
+        "augment.flip=false",
+        "--set",
+        "augment.hue=0.1",
+    ]);
+    assert!(
+        text.contains("preset = \"imagenet\"") && text.contains("flip = false\n"),
+        "{text}"
+    );
+    assert!(text.contains("hue = 0.1\n"), "{text}");
+    let text = print(&["--dataset", "sop", "--set", "augment.crop=pad-crop"]);
+    assert!(
+        text.contains("crop = \"pad-crop\"\npadding = 4\nflip = true\n"),
+        "{text}"
+    );
+    assert!(!text.contains("scale"), "{text}");
+
+    // Bad values and augmenting the in-memory Fashion-MNIST are refused before any data is read.
+    let tmp = tempfile::tempdir().unwrap();
+    let refuse = |args: &[&str], needles: &[&str]| {
+        let out = tmp.path().join("run");
+        let o = bin()
+            .args(["train", "--data", "/nonexistent", "--out", out.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        for n in needles {
+            assert!(stderr(&o).contains(n), "{n}: {}", stderr(&o));
+        }
+        assert!(!stderr(&o).contains("panicked") && !out.exists());
+    };
+    refuse(
+        &["--dataset", "csv", "--set", "augment.hue=0.7"],
+        &["augment.hue", "0.7"],
+    );
+    refuse(
+        &["--dataset", "csv", "--set", "augment.scale=[0.9,0.1]"],
+        &["augment.scale", "[0.9, 0.1]"],
+    );
+    refuse(&["--set", "augment.flip=true"], &["augment.preset", "fashion-mnist"]);
+}
+
+#[test]
 fn bad_config_and_flags_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.toml");
@@ -92,6 +156,8 @@ fn trains_prints_the_table_refuses_a_used_dir_and_resumes() {
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.contains("[augment]\npreset = \"none\"\n"), "{saved}");
 
     let again = bin().args(&flags).output().unwrap();
     assert_eq!(again.status.code(), Some(2));

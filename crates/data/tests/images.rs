@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{image, run_python};
-use embedrank_data::image::{decode_file, transform, CropBox, Pipeline, SampleRng, Transform};
+use embedrank_data::image::{decode_file, transform, Augment, CropBox, Pipeline, SampleRng, Transform};
 use embedrank_data::loader::{Loader, LoaderConfig, LoaderError};
 use embedrank_data::npy;
 
@@ -115,7 +115,10 @@ fn transforms_match_torchvision_on_the_same_images() {
         .iter()
         .zip(sizes)
         .enumerate()
-        .map(|(i, (_, (w, h)))| train.plan(w, h, &mut SampleRng::for_sample(7, 0, 0, i as u64)))
+        .map(|(i, (_, (w, h)))| {
+            let plan = train.draw(w, h, &mut SampleRng::for_sample(7, 0, 0, i as u64));
+            (plan.crop, plan.flip)
+        })
         .collect();
     let json_files = serde_json::to_string(&files.iter().map(|f| f.to_str().unwrap()).collect::<Vec<_>>()).unwrap();
     let boxes: Vec<String> = plans
@@ -167,7 +170,8 @@ fn random_resized_crop_boxes_follow_the_scale_ratio_and_flip_laws() {
     let mut flips = 0;
     let mut areas = Vec::new();
     for k in 0..20000 {
-        let (b, flip) = Transform::paper_train().plan(w, h, &mut SampleRng::for_sample(1, 2, 3, k));
+        let plan = Transform::paper_train().draw(w, h, &mut SampleRng::for_sample(1, 2, 3, k));
+        let (b, flip) = (plan.crop, plan.flip);
         assert!(
             b.left >= 0.0 && b.top >= 0.0 && b.left + b.width <= w as f64 && b.top + b.height <= h as f64,
             "{b:?}"
@@ -239,9 +243,7 @@ fn loader_is_ordered_and_deterministic_whatever_the_worker_count() {
     let batches: Vec<Vec<usize>> = vec![vec![0, 1, 2, 3], vec![12, 5, 5], vec![7], vec![8, 9, 10, 11, 4, 6]];
     let train = Transform::Train {
         size: 32,
-        scale: (0.16, 1.0),
-        ratio: (0.75, 4.0 / 3.0),
-        flip: true,
+        augment: Augment::imagenet(),
     };
     let run = |workers: usize, prefetch: usize, epoch: u64| {
         let cfg = LoaderConfig {

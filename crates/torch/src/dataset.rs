@@ -2,8 +2,9 @@
 //!
 //! Fashion-MNIST is held in memory (u8 → float, standardised with the dataset's mean and standard
 //! deviation). The image-folder datasets (SOP, In-Shop, VehicleID, CUB, Cars196, CSV) are read by
-//! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the papers'
-//! random-resized-crop + flip, every other split with resize + centre crop, ImageNet-normalised.
+//! `embedrank-data`'s multi-threaded prefetching [`Loader`]: the training split with the run's
+//! `[augment]` (by default the papers' random-resized-crop + flip), every other split with resize +
+//! centre crop, ImageNet-normalised.
 //! Image files fed to a 1-channel (Fashion-MNIST) network are read grey instead (PIL's "L"),
 //! resized to its 28-px side and standardised as the in-memory images are.
 //! An image that cannot be decoded is left out of its batch and reported (or, with
@@ -199,7 +200,7 @@ fn test_vs_test() -> Protocol {
 /// Whether images are augmented (training) or only resized and centre-cropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Random-resized-crop + horizontal flip.
+    /// The run's augmentation (`[augment]`).
     Train,
     /// Resize + centre crop.
     Test,
@@ -246,7 +247,10 @@ impl<'a> Feed<'a> {
                         mean: FASHION_MNIST_MEAN as f32,
                         std: FASHION_MNIST_STD as f32,
                     },
-                    Mode::Train => Transform::paper_train_at(cfg.image_size),
+                    Mode::Train => Transform::Train {
+                        size: cfg.image_size,
+                        augment: cfg.augment,
+                    },
                     Mode::Test => Transform::Test {
                         resize: cfg.resize,
                         crop: cfg.image_size,

@@ -1,7 +1,10 @@
 //! The papers' image transforms, as torchvision defines them, written into normalised CHW floats.
 //!
-//! - Train: `RandomResizedCrop(size, scale, ratio)` (torchvision's sampling: 10 tries of a random
-//!   area and log-uniform aspect, then a centred fallback) + `RandomHorizontalFlip(0.5)`.
+//! - Train: the [`Augment`] of the run (see [`super::augment`]): by default (`imagenet`)
+//!   `RandomResizedCrop(size, scale, ratio)` (torchvision's sampling: 10 tries of a random area and
+//!   log-uniform aspect, then a centred fallback) + `RandomHorizontalFlip(0.5)`; or
+//!   `Resize((size, size))` + `RandomCrop(size, padding)`, or the test transform; optionally
+//!   `ColorJitter`.
 //! - Test: `Resize(resize)` of the shorter side + `CenterCrop(crop)` (Python's round-half-even
 //!   offsets, as torchvision).
 //! - Grey: PIL's `convert("L")` (ITU-R 601-2 luma, `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`),
@@ -9,15 +12,18 @@
 //!   floats: image files for a 1-channel network (the Fashion-MNIST demo's).
 //!
 //! Both are one resampling step: the crop box (in source pixels, fractional for the test
-//! transform; cut out first for the train one, as torchvision crops before resizing) is resized straight to the output with `fast_image_resize`'s antialiased bilinear
-//! convolution (PIL's filter), then mapped through per-channel lookup tables of
-//! `(x / 255 − mean) / std` (ImageNet mean/std) into `3 × size × size` floats, the flip applied while
-//! writing. Randomness comes from a [`SampleRng`] seeded per sample, so a sample's augmentation
-//! does not depend on which thread made it.
+//! transform; cut out first for the train one, as torchvision crops before resizing) is resized
+//! straight to the output with `fast_image_resize`'s antialiased bilinear convolution (PIL's
+//! filter); a pad-crop then moves the 8-bit result by its window (black outside). Without colour
+//! jitter the pixels go through per-channel lookup tables of `(x / 255 − mean) / std` (ImageNet
+//! mean/std) into `3 × size × size` floats, the flip applied while writing; with jitter they are
+//! written as `x / 255`, jittered, then normalised. Randomness comes from a [`SampleRng`] seeded
+//! per sample, so a sample's augmentation does not depend on which thread made it.
 
 use fast_image_resize::images::{CroppedImage, Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use super::augment::{self, Augment, Crop, JitterDraw, Plan};
 use super::RgbImage;
 
 /// ImageNet channel means (RGB).
@@ -79,16 +85,12 @@ pub struct CropBox {
 /// Which transform to apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Transform {
-    /// Random-resized-crop to `size` (area fraction in `scale`, aspect in `ratio`), optional flip.
+    /// The training augmentation `augment`, output side `size`.
     Train {
         /// Output side.
         size: u32,
-        /// Range of the crop's area as a fraction of the image's.
-        scale: (f64, f64),
-        /// Range of the crop's aspect ratio (width / height).
-        ratio: (f64, f64),
-        /// Whether to flip horizontally with probability ½.
-        flip: bool,
+        /// The crop, flip and colour jitter.
+        augment: Augment,
     },
     /// Resize the shorter side to `resize`, then take the centre `crop × crop`.
     Test {
@@ -118,9 +120,7 @@ impl Transform {
     pub fn paper_train_at(size: u32) -> Self {
         Transform::Train {
             size,
-            scale: (0.16, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-            flip: true,
+            augment: Augment::imagenet(),
         }
     }
 
@@ -151,16 +151,55 @@ impl Transform {
         self.channels() * (self.size() as usize).pow(2)
     }
 
-    /// The source rectangle and flip for an image of `width × height`.
-    pub fn plan(&self, width: u32, height: u32, rng: &mut SampleRng) -> (CropBox, bool) {
+    /// Everything drawn for one image of `width × height`: the source rectangle, the pad-crop
+    /// window, the flip and the colour jitter (in that order from `rng`).
+    pub fn draw(&self, width: u32, height: u32, rng: &mut SampleRng) -> Plan {
         match *self {
-            Transform::Train { scale, ratio, flip, .. } => {
-                let b = random_resized_crop_box(width, height, scale, ratio, rng);
-                (b, flip && rng.uniform(0.0, 1.0) < 0.5)
+            Transform::Train { size, augment } => {
+                let (crop, pad) = match augment.crop {
+                    Crop::RandomResized { scale, ratio } => {
+                        (random_resized_crop_box(width, height, scale, ratio, rng), None)
+                    }
+                    Crop::PadCrop { padding } => (whole_box(width, height), Some(augment::pad_window(padding, rng))),
+                    Crop::Center { resize } => (center_crop_box(width, height, resize, size), None),
+                };
+                let flip = augment.flip && rng.uniform(0.0, 1.0) < 0.5;
+                let jitter = if augment.jitter.is_on() {
+                    augment.jitter.draw(rng)
+                } else {
+                    JitterDraw::default()
+                };
+                Plan {
+                    crop,
+                    pad,
+                    flip,
+                    jitter,
+                }
             }
-            Transform::Test { resize, crop } => (center_crop_box(width, height, resize, crop), false),
-            Transform::Grey { size, .. } => (center_crop_box(width, height, size, size), false),
+            Transform::Test { resize, crop } => fixed(center_crop_box(width, height, resize, crop)),
+            Transform::Grey { size, .. } => fixed(center_crop_box(width, height, size, size)),
         }
+    }
+}
+
+/// A plan that only resizes `crop` (nothing random: the test and grey transforms).
+fn fixed(crop: CropBox) -> Plan {
+    Plan {
+        crop,
+        pad: None,
+        flip: false,
+        jitter: JitterDraw::default(),
+    }
+}
+
+/// The whole image as a box (`Resize((size, size))`).
+pub fn whole_box(width: u32, height: u32) -> CropBox {
+    CropBox {
+        left: 0.0,
+        top: 0.0,
+        width: f64::from(width),
+        height: f64::from(height),
+        crop_first: true,
     }
 }
 
@@ -231,6 +270,7 @@ pub fn center_crop_box(width: u32, height: u32, resize: u32, crop: u32) -> CropB
 pub struct Pipeline {
     resizer: Resizer,
     dst: Vec<u8>,
+    shifted: Vec<u8>,
     table: [[f32; 256]; 3],
 }
 
@@ -252,6 +292,7 @@ impl Pipeline {
         Pipeline {
             resizer: Resizer::new(),
             dst: Vec::new(),
+            shifted: Vec::new(),
             table,
         }
     }
@@ -264,10 +305,10 @@ impl Pipeline {
         rng: &mut SampleRng,
         out: &mut [f32],
     ) -> Result<(), String> {
-        let (crop, flip) = transform.plan(img.width, img.height, rng);
+        let plan = transform.draw(img.width, img.height, rng);
         match *transform {
-            Transform::Grey { size, mean, std } => self.grey_resize(img, crop, size, (mean, std), out),
-            _ => self.crop_resize(img, crop, flip, transform.size(), out),
+            Transform::Grey { size, mean, std } => self.grey_resize(img, plan.crop, size, (mean, std), out),
+            _ => self.render(img, &plan, transform.size(), out),
         }
     }
 
@@ -317,10 +358,65 @@ impl Pipeline {
         size: u32,
         out: &mut [f32],
     ) -> Result<(), String> {
+        let plan = Plan {
+            crop,
+            pad: None,
+            flip,
+            jitter: JitterDraw::default(),
+        };
+        self.render(img, &plan, size, out)
+    }
+
+    /// Makes the `size × size` output of a drawn [`Plan`] from `img` into `out` (CHW, normalised).
+    pub fn render(&mut self, img: &RgbImage, plan: &Plan, size: u32, out: &mut [f32]) -> Result<(), String> {
         let plane = (size as usize).pow(2);
         if out.len() != 3 * plane {
             return Err(format!("output buffer of {} floats, need {}", out.len(), 3 * plane));
         }
+        self.resize(img, plan.crop, size)?;
+        let side = size as usize;
+        if let Some(window) = plan.pad {
+            augment::shift(&self.dst, side, window, &mut self.shifted);
+            std::mem::swap(&mut self.dst, &mut self.shifted);
+        }
+        let px = &self.dst[..];
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let jitter = !plan.jitter.steps.is_empty();
+        for y in 0..side {
+            let row = &px[y * side * 3..(y + 1) * side * 3];
+            for x in 0..side {
+                let sx = if plan.flip { side - 1 - x } else { x };
+                let p = &row[sx * 3..sx * 3 + 3];
+                let o = y * side + x;
+                if jitter {
+                    // `to_tensor`: x / 255.
+                    (r[o], g[o], b[o]) = (
+                        f32::from(p[0]) / 255.0,
+                        f32::from(p[1]) / 255.0,
+                        f32::from(p[2]) / 255.0,
+                    );
+                } else {
+                    r[o] = self.table[0][usize::from(p[0])];
+                    g[o] = self.table[1][usize::from(p[1])];
+                    b[o] = self.table[2][usize::from(p[2])];
+                }
+            }
+        }
+        if jitter {
+            augment::apply_jitter(&plan.jitter, r, g, b);
+            for (c, ch) in [r, g, b].into_iter().enumerate() {
+                for v in ch.iter_mut() {
+                    *v = (*v - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resizes the `crop` of `img` to `size × size` 8-bit RGB pixels in `self.dst`.
+    fn resize(&mut self, img: &RgbImage, crop: CropBox, size: u32) -> Result<(), String> {
+        let plane = (size as usize).pow(2);
         let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3).map_err(|e| e.to_string())?;
         self.dst.resize(3 * plane, 0);
         let mut dst = Image::from_slice_u8(size, size, &mut self.dst, PixelType::U8x3).map_err(|e| e.to_string())?;
@@ -337,22 +433,6 @@ impl Pipeline {
             let options = options.crop(crop.left, crop.top, crop.width, crop.height);
             self.resizer.resize(&src, &mut dst, &options)
         }
-        .map_err(|e| e.to_string())?;
-        let px = &self.dst[..];
-        let side = size as usize;
-        let (r, rest) = out.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        for y in 0..side {
-            let row = &px[y * side * 3..(y + 1) * side * 3];
-            for x in 0..side {
-                let sx = if flip { side - 1 - x } else { x };
-                let p = &row[sx * 3..sx * 3 + 3];
-                let o = y * side + x;
-                r[o] = self.table[0][usize::from(p[0])];
-                g[o] = self.table[1][usize::from(p[1])];
-                b[o] = self.table[2][usize::from(p[2])];
-            }
-        }
-        Ok(())
+        .map_err(|e| e.to_string())
     }
 }

@@ -23,6 +23,10 @@
 //! [train]
 //! batch_size = 256
 //! seed = 42
+//! [augment]              # the training images' augmentation (see [`augment`])
+//! preset = "none"        # Fashion-MNIST's default; "imagenet" for image-file datasets
+//! crop = "center"
+//! flip = false
 //! [run]                  # where and how this process runs it; a resume may change these
 //! epochs = 2
 //! data = "/usr/share/datasets/fashion-mnist"
@@ -33,6 +37,7 @@
 //! the keys that differ. Configs of the first layout (every kind's keys in one flat section, run
 //! settings in `[data]`/`[model]`/`[train]`) are read through [`legacy`].
 
+mod augment;
 mod error;
 mod flags;
 mod legacy;
@@ -50,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::amp::Amp;
+pub use augment::{AugmentConfig, CropConfig, Preset};
 pub use embedrank_data::dataset::DatasetKind;
 pub use error::ConfigError;
 pub use flags::{Flag, FlagValue, FLAGS};
@@ -75,15 +81,27 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// Batch size and seed.
     pub train: LoopConfig,
+    /// The training images' augmentation.
+    pub augment: AugmentConfig,
     /// Where and how this process runs the recipe (what a resume may change).
     pub run: RunConfig,
 }
 
 /// The config's sections, in file order.
-pub const SECTIONS: [&str; 8] = ["data", "model", "loss", "sampler", "optim", "schedule", "train", "run"];
+pub const SECTIONS: [&str; 9] = [
+    "data", "model", "loss", "sampler", "optim", "schedule", "train", "augment", "run",
+];
 
 /// The keys that pick a section's variant.
-const TAG_KEYS: [&str; 5] = ["model.arch", "loss.kind", "sampler.kind", "optim.kind", "schedule.kind"];
+const TAG_KEYS: [&str; 7] = [
+    "augment.preset",
+    "augment.crop",
+    "model.arch",
+    "loss.kind",
+    "sampler.kind",
+    "optim.kind",
+    "schedule.kind",
+];
 
 /// The most threads or decoding workers a run may ask for, per core of the machine.
 const THREADS_PER_CORE: usize = 8;
@@ -130,14 +148,17 @@ impl TrainConfig {
                 Some(other) => Err(ConfigError::invalid(name, format!("must be a section, got {other}"))),
             }
         };
+        let data: DataConfig = settings::deserialize("data", section("data")?)?;
+        let augment = AugmentConfig::from_tree(section("augment")?, Preset::default_for(data.dataset))?;
         let cfg = Self {
-            data: settings::deserialize("data", section("data")?)?,
+            data,
             model: ModelConfig::from_tree(section("model")?)?,
             loss: LossConfig::from_tree(section("loss")?)?,
             sampler: SamplerConfig::from_tree(section("sampler")?)?,
             optim: OptimConfig::from_tree(section("optim")?)?,
             schedule: ScheduleConfig::from_tree(section("schedule")?)?,
             train: settings::deserialize("train", section("train")?)?,
+            augment,
             run: settings::deserialize("run", section("run")?)?,
         };
         Ok(cfg)
@@ -185,8 +206,15 @@ impl TrainConfig {
     /// optimisers) and drops the others; then every other key, in order (a later one wins).
     pub fn with_overrides(&self, overrides: &[Override]) -> Result<Self, ConfigError> {
         let mut tree = self.to_tree();
+        if self.augment == AugmentConfig::preset(Preset::default_for(self.data.dataset)) {
+            // An augmentation left at the dataset's default follows the dataset (`--dataset sop`
+            // on the demo config gets SOP's); `augment.*` overrides then apply on top of it.
+            tree.remove("augment");
+        }
         let is_tag = |o: &&Override| TAG_KEYS.contains(&o.key.as_str());
-        for o in overrides.iter().filter(is_tag) {
+        let mut tags: Vec<&Override> = overrides.iter().filter(is_tag).collect();
+        tags.sort_by_key(|o| o.key != "augment.preset"); // a preset first: it resets the section
+        for o in tags {
             switch_kind(&mut tree, o);
         }
         for o in overrides.iter().filter(|o| !is_tag(o)) {
@@ -231,6 +259,7 @@ impl TrainConfig {
         }
         self.optim.validate()?;
         self.schedule.validate()?;
+        self.augment.validate(self.data.dataset, self.data.image_size)?;
         if self.data.image_size < 8 || self.data.resize < self.data.image_size {
             return bad(
                 "data.image_size",
@@ -304,6 +333,7 @@ impl TrainConfig {
             path: self.run.data.clone(),
             image_size: self.data.image_size,
             resize: self.data.resize,
+            augment: self.augment.augment(self.data.resize),
             workers: self.run.workers,
             strict: self.run.strict,
         }
@@ -347,7 +377,10 @@ fn switch_kind(tree: &mut Tree, o: &Override) {
     if table.get(tag).and_then(Value::as_str) == Some(kind) {
         return;
     }
-    let keys = keys_of(section, kind);
+    let keys = match section {
+        "augment" => AugmentConfig::keys_kept(tag, kind),
+        _ => keys_of(section, kind),
+    };
     table.retain(|k, _| keys.iter().any(|a| a == k));
     table.insert(tag.to_string(), Value::String(kind.to_string()));
 }

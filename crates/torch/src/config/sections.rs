@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use embedrank_data::dataset::DatasetKind;
+use embedrank_data::image::Augment;
 use serde::{Deserialize, Serialize};
 
 use crate::amp::Amp;
@@ -121,6 +122,8 @@ pub struct DataAccess {
     pub image_size: u32,
     /// Shorter side before the test-time centre crop.
     pub resize: u32,
+    /// The training split's augmentation (from `[augment]`).
+    pub augment: Augment,
     /// Image-decoding threads (0 = one per core).
     pub workers: usize,
     /// Stop at an undecodable image.
