@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::OptimConfig;
 use crate::loss::LOSS_PREFIX;
-use crate::net::HEAD_PREFIX;
+use crate::net::{BACKBONE_PREFIX, HEAD_PREFIX};
 
 /// Why saved optimiser state does not fit this optimiser.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +56,8 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// An optimiser over the trainable variables of `vs`; those under `head.` get `head_lr_mult`,
-    /// the loss's own parameters (under `loss.`) `loss_lr_mult`.
+    /// those under `backbone.` `backbone_lr_mult`, the loss's own parameters (under `loss.`)
+    /// `loss_lr_mult`.
     pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -69,6 +70,8 @@ impl Optimizer {
                 }
                 let lr_mult = if name.starts_with(HEAD_PREFIX) {
                     cfg.head_lr_mult()
+                } else if name.starts_with(BACKBONE_PREFIX) {
+                    cfg.backbone_lr_mult()
                 } else if name.starts_with(LOSS_PREFIX) {
                     cfg.loss_lr_mult()
                 } else {
@@ -104,7 +107,7 @@ impl Optimizer {
         }
     }
 
-    /// One update with base learning rate `lr` (the head's multiplier applied on top).
+    /// One update with base learning rate `lr` (each group's multiplier applied on top).
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
         let t = self.steps as i32;
@@ -250,20 +253,21 @@ mod tests {
     }
 
     #[test]
-    fn head_and_loss_parameters_get_their_multipliers() {
+    fn backbone_head_and_loss_parameters_get_their_multipliers() {
         let vs = VarStore::new(Device::Cpu);
         let a = vs.root().sub("backbone").var("a", &[1], nn::Init::Const(0.0));
         let b = vs.root().sub("head").var("b", &[1], nn::Init::Const(0.0));
         let c = vs.root().sub("loss").var("proxies", &[1], nn::Init::Const(0.0));
         let cfg = OptimConfig::Sgd(SgdConfig {
             head_lr_mult: 10.0,
+            backbone_lr_mult: 0.1,
             loss_lr_mult: 100.0,
             ..Default::default()
         });
         let mut opt = Optimizer::new(&vs, &cfg);
         (a.sum(Kind::Float) + b.sum(Kind::Float) + c.sum(Kind::Float)).backward();
         opt.step(0.01);
-        assert!((a.double_value(&[0]) + 0.01).abs() < 1e-7);
+        assert!((a.double_value(&[0]) + 0.001).abs() < 1e-8);
         assert!((b.double_value(&[0]) + 0.1).abs() < 1e-7);
         assert!((c.double_value(&[0]) + 1.0).abs() < 1e-6);
     }

@@ -121,6 +121,15 @@ fn chunked_step_equals_whole_batch_step_resnet18_fastap_and_fappy() {
 }
 
 #[test]
+fn chunked_step_equals_whole_batch_step_vit_s16() {
+    check_same_step(
+        Arch::VitS16(Default::default()),
+        32,
+        &LossConfig::Fastap(FastAp { bins: 10 }),
+    );
+}
+
+#[test]
 fn running_statistics_move_once_per_chunk() {
     let _serial = serial();
     let (x, labels) = batch(16);

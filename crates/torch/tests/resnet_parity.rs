@@ -5,8 +5,9 @@
 //! reproduce the features within 1e-4, also with channels-last variables and input (compared
 //! with torchvision run channels-last).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod oracle;
+
+use std::path::Path;
 use std::sync::OnceLock;
 
 use embedrank_torch::net::{channels_last, load_pretrained, ResNet, ResNetDepth};
@@ -20,43 +21,14 @@ const TOL: f64 = 1e-4;
 /// differently (torchvision's own ResNet-50 moves by 1.5e-4 when switched to channels-last).
 const LAYOUT_TOL: f64 = 1e-3;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `$EMBEDRANK_PYTHON`, else the project venv's Python.
-fn python() -> PathBuf {
-    match std::env::var_os("EMBEDRANK_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => root().join(".venv/bin/python"),
-    }
-}
-
 /// The fixtures, written once per test binary.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script = root().join("tests/oracle/make_resnet_parity.py");
-        let out = Command::new(python())
-            .arg(&script)
-            .arg(dir.path())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
+    DIR.get_or_init(|| oracle::run_script("make_resnet_parity.py")).path()
 }
 
 fn npy(name: &str) -> Tensor {
-    Tensor::read_npy(fixtures().join(name)).unwrap()
+    oracle::npy(fixtures(), name)
 }
 
 /// Loads `file` into a fresh ResNet of `depth` (variables stored NHWC with `nhwc`), runs it in
@@ -101,7 +73,7 @@ fn check(depth: ResNetDepth, name: &str, file: &str, nhwc: bool) {
         nchw.shallow_clone()
     };
     assert_eq!(ours.size(), reference.size());
-    let max_diff = |r: &Tensor| (&ours - r).abs().max().double_value(&[]);
+    let max_diff = |r: &Tensor| oracle::max_diff(&ours, r);
     let diff = max_diff(&reference);
     let layout = if nhwc { " (channels-last)" } else { "" };
     eprintln!("{file}{layout}: max |ours - torchvision| = {diff:.3e} (max |ref| = {scale:.3})");

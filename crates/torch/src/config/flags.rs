@@ -205,6 +205,13 @@ pub const FLAGS: &[Flag] = &[
         "[optim] head_lr_mult: learning-rate multiplier of the embedding head",
         OPTIM,
     ),
+    flag(
+        "backbone-lr-mult",
+        "optim.backbone_lr_mult",
+        "X",
+        "[optim] backbone_lr_mult: learning-rate multiplier of the backbone",
+        OPTIM,
+    ),
     flag("weight-decay", "optim.weight_decay", "X", "[optim] weight_decay", OPTIM),
     flag("momentum", "optim.momentum", "X", "[optim] momentum (sgd)", OPTIM),
     flag("beta1", "optim.beta1", "X", "[optim] beta1 (adam, adamw)", OPTIM),

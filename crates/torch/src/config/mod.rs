@@ -59,7 +59,7 @@ pub use augment::{AugmentConfig, CropConfig, Preset};
 pub use embedrank_data::dataset::DatasetKind;
 pub use error::ConfigError;
 pub use flags::{Flag, FlagValue, FLAGS};
-pub use model::{Backbone, ModelConfig, ResNetConfig, SmallCnnConfig};
+pub use model::{Backbone, GoogLeNetConfig, ModelConfig, ResNetConfig, SmallCnnConfig, VitConfig, VitPool};
 pub use optim::{AdamConfig, OptimConfig, SgdConfig};
 pub use schedule::{ConstantConfig, CosineConfig, ScheduleConfig, StepConfig};
 pub use sections::{DataAccess, DataConfig, LoopConfig, RunConfig};
@@ -266,6 +266,17 @@ impl TrainConfig {
                 format!(
                     "must be at least 8, and data.resize at least data.image_size; got {} and {}",
                     self.data.image_size, self.data.resize
+                ),
+            );
+        }
+        let least = self.model.backbone.min_image_size();
+        if self.data.image_size < least {
+            return bad(
+                "data.image_size",
+                format!(
+                    "model.arch = \"{}\" needs images of at least {least} px, got {}",
+                    self.model.backbone.name(),
+                    self.data.image_size
                 ),
             );
         }

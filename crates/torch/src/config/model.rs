@@ -22,6 +22,41 @@ pub struct SmallCnnConfig {}
 #[serde(deny_unknown_fields)]
 pub struct ResNetConfig {}
 
+/// torchvision's GoogLeNet's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoogLeNetConfig {
+    /// Map ImageNet-normalised input to the `(x − 0.5) / 0.5` range torchvision's pretrained
+    /// weights expect (torchvision's `transform_input`; default true, as torchvision sets it
+    /// when it loads those weights).
+    pub transform_input: bool,
+}
+
+impl Default for GoogLeNetConfig {
+    fn default() -> Self {
+        Self { transform_input: true }
+    }
+}
+
+/// How a Vision Transformer turns its final tokens into one feature vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum VitPool {
+    /// The class token (timm's `global_pool="token"`; ROADMAP's and RS@k's setting).
+    #[default]
+    Token,
+    /// The mean of the patch tokens after the final LayerNorm (timm's `global_pool="avg", fc_norm=False`).
+    Mean,
+}
+
+/// A timm Vision Transformer's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VitConfig {
+    /// Pooling of the final tokens: `"token"` (default) or `"mean"`.
+    pub pool: VitPool,
+}
+
 /// The network before the embedding head: `arch` and that architecture's own keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "arch", rename_all = "kebab-case")]
@@ -33,6 +68,14 @@ pub enum Backbone {
     Resnet18(ResNetConfig),
     /// torchvision's ResNet-50 without `fc` (2048 features).
     Resnet50(ResNetConfig),
+    /// torchvision's GoogLeNet (Inception v1) without the auxiliary heads and `fc` (1024 features).
+    Googlenet(GoogLeNetConfig),
+    /// timm's `vit_small_patch16_224` without `head` (384 features).
+    VitS16(VitConfig),
+    /// timm's `vit_base_patch16_224` without `head` (768 features).
+    VitB16(VitConfig),
+    /// timm's `deit_small_patch16_224` without `head` (384 features; ViT-S/16's architecture).
+    DeitS16(VitConfig),
 }
 
 impl Default for Backbone {
@@ -48,6 +91,18 @@ impl Backbone {
             Self::SmallCnn(_) => "small-cnn",
             Self::Resnet18(_) => "resnet18",
             Self::Resnet50(_) => "resnet50",
+            Self::Googlenet(_) => "googlenet",
+            Self::VitS16(_) => "vit-s16",
+            Self::VitB16(_) => "vit-b16",
+            Self::DeitS16(_) => "deit-s16",
+        }
+    }
+
+    /// The smallest image side it takes (a transformer needs one 16-px patch).
+    pub fn min_image_size(&self) -> u32 {
+        match self {
+            Self::VitS16(_) | Self::VitB16(_) | Self::DeitS16(_) => 16,
+            _ => 8,
         }
     }
 }
@@ -55,13 +110,25 @@ impl Backbone {
 impl Tagged for Backbone {
     const SECTION: &'static str = "model";
     const TAG: &'static str = "arch";
-    const KINDS: &'static [&'static str] = &["small-cnn", "resnet18", "resnet50"];
+    const KINDS: &'static [&'static str] = &[
+        "small-cnn",
+        "resnet18",
+        "resnet50",
+        "googlenet",
+        "vit-s16",
+        "vit-b16",
+        "deit-s16",
+    ];
 
     fn default_of(kind: &str) -> Option<Self> {
         match kind {
             "small-cnn" => Some(Self::SmallCnn(SmallCnnConfig::default())),
             "resnet18" => Some(Self::Resnet18(ResNetConfig::default())),
             "resnet50" => Some(Self::Resnet50(ResNetConfig::default())),
+            "googlenet" => Some(Self::Googlenet(GoogLeNetConfig::default())),
+            "vit-s16" => Some(Self::VitS16(VitConfig::default())),
+            "vit-b16" => Some(Self::VitB16(VitConfig::default())),
+            "deit-s16" => Some(Self::DeitS16(VitConfig::default())),
             _ => None,
         }
     }
@@ -70,6 +137,10 @@ impl Tagged for Backbone {
         Ok(match kind {
             "resnet18" => Self::Resnet18(settings::deserialize("model", tree)?),
             "resnet50" => Self::Resnet50(settings::deserialize("model", tree)?),
+            "googlenet" => Self::Googlenet(settings::deserialize("model", tree)?),
+            "vit-s16" => Self::VitS16(settings::deserialize("model", tree)?),
+            "vit-b16" => Self::VitB16(settings::deserialize("model", tree)?),
+            "deit-s16" => Self::DeitS16(settings::deserialize("model", tree)?),
             _ => Self::SmallCnn(settings::deserialize("model", tree)?),
         })
     }

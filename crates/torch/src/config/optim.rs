@@ -27,6 +27,9 @@ pub struct AdamConfig {
     pub eps: f64,
     /// Learning-rate multiplier of the new embedding head (the papers use ×10 on a pretrained backbone).
     pub head_lr_mult: f64,
+    /// Learning-rate multiplier of the backbone (e.g. below 1 to fine-tune a pretrained transformer
+    /// more gently than the head).
+    pub backbone_lr_mult: f64,
     /// Learning-rate multiplier of the loss's own parameters (proxies, class weights; the
     /// Proxy-Anchor reference uses ×100).
     pub loss_lr_mult: f64,
@@ -41,6 +44,7 @@ impl Default for AdamConfig {
             beta2: 0.999,
             eps: 1e-8,
             head_lr_mult: 1.0,
+            backbone_lr_mult: 1.0,
             loss_lr_mult: 1.0,
         }
     }
@@ -58,6 +62,8 @@ pub struct SgdConfig {
     pub weight_decay: f64,
     /// Learning-rate multiplier of the new embedding head.
     pub head_lr_mult: f64,
+    /// Learning-rate multiplier of the backbone.
+    pub backbone_lr_mult: f64,
     /// Learning-rate multiplier of the loss's own parameters.
     pub loss_lr_mult: f64,
 }
@@ -69,6 +75,7 @@ impl Default for SgdConfig {
             momentum: 0.9,
             weight_decay: 0.0,
             head_lr_mult: 1.0,
+            backbone_lr_mult: 1.0,
             loss_lr_mult: 1.0,
         }
     }
@@ -127,6 +134,14 @@ impl OptimConfig {
         }
     }
 
+    /// Learning-rate multiplier of the backbone.
+    pub fn backbone_lr_mult(&self) -> f64 {
+        match self {
+            Self::Adam(c) | Self::Adamw(c) => c.backbone_lr_mult,
+            Self::Sgd(c) => c.backbone_lr_mult,
+        }
+    }
+
     /// Learning-rate multiplier of the loss's own parameters.
     pub fn loss_lr_mult(&self) -> f64 {
         match self {
@@ -149,6 +164,7 @@ impl OptimConfig {
         }
         for (key, v) in [
             ("head_lr_mult", self.head_lr_mult()),
+            ("backbone_lr_mult", self.backbone_lr_mult()),
             ("loss_lr_mult", self.loss_lr_mult()),
         ] {
             if !positive(v) {

@@ -65,6 +65,17 @@ fn validation_names_the_key() {
     assert!(err.contains("run.threads") && err.contains("cores"), "{err}");
     let cfg = TrainConfig::from_toml("[loss]\nbins = 4294967295\n").unwrap();
     assert!(cfg.validate().unwrap_err().to_string().contains("bins"));
+    let cfg = TrainConfig::from_toml("[model]\narch = \"vit-s16\"\n[data]\nimage_size = 12\n").unwrap();
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("data.image_size") && err.contains("vit-s16"), "{err}");
+    let cfg = TrainConfig::from_toml("[model]\narch = \"vit-s16\"\n[data]\nimage_size = 16\n").unwrap();
+    cfg.validate().unwrap();
+    let cfg = TrainConfig::from_toml("[optim]\nbackbone_lr_mult = 0.0\n").unwrap();
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("optim.backbone_lr_mult"));
     TrainConfig::default().validate().unwrap();
 }
 

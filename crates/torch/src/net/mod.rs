@@ -3,21 +3,29 @@
 //! Parameters live in a [`tch::nn::VarStore`] under `backbone.*` and `head.*`, which is how the
 //! optimiser tells the new head (with its learning-rate multiplier) from the backbone.
 
+mod conv_bn;
+mod googlenet;
 mod head;
 mod init;
 mod load;
 mod resnet;
 mod small_cnn;
+mod vit;
 
+pub use googlenet::GoogLeNet;
 pub use head::EmbeddingHead;
 pub use load::{load_pretrained, LoadError, LoadReport};
 pub use resnet::{ResNet, ResNetDepth};
 pub use small_cnn::SmallCnn;
+pub use vit::{VisionTransformer, VitSize};
 
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
-use crate::config::{Backbone as Arch, ModelConfig};
+use crate::config::{Backbone as Arch, ModelConfig, VitConfig};
+
+/// Prefix of the backbone's variables in the var store.
+pub const BACKBONE_PREFIX: &str = "backbone.";
 
 /// Prefix of the embedding head's variables in the var store.
 pub const HEAD_PREFIX: &str = "head.";
@@ -27,6 +35,8 @@ pub const HEAD_PREFIX: &str = "head.";
 enum Backbone {
     Small(SmallCnn),
     ResNet(Box<ResNet>),
+    GoogLeNet(Box<GoogLeNet>),
+    Vit(Box<VisionTransformer>),
 }
 
 impl Backbone {
@@ -34,6 +44,8 @@ impl Backbone {
         match self {
             Backbone::Small(b) => b.out_features(),
             Backbone::ResNet(b) => b.out_features(),
+            Backbone::GoogLeNet(b) => b.out_features(),
+            Backbone::Vit(b) => b.out_features(),
         }
     }
 
@@ -41,6 +53,8 @@ impl Backbone {
         match self {
             Backbone::Small(b) => b.forward_t(xs, train),
             Backbone::ResNet(b) => b.forward_t(xs, train),
+            Backbone::GoogLeNet(b) => b.forward_t(xs, train),
+            Backbone::Vit(b) => b.forward_t(xs, train),
         }
     }
 }
@@ -69,6 +83,11 @@ pub fn is_batch_norm(name: &str) -> bool {
     last.starts_with("bn") || module.ends_with("downsample.1")
 }
 
+/// A timm Vision Transformer of `size` under `path`.
+fn vit(path: &tch::nn::Path, size: VitSize, cfg: VitConfig, channels: i64) -> Backbone {
+    Backbone::Vit(Box::new(VisionTransformer::new(path, size, cfg.pool, channels)))
+}
+
 impl EmbeddingNet {
     /// Builds the network of `cfg` for `channels`-channel images, its variables created in `vs`
     /// (under `backbone.` and `head.`); with `cfg.channels_last` the 4-D weights are stored NHWC;
@@ -80,6 +99,9 @@ impl EmbeddingNet {
             Arch::SmallCnn(_) => Backbone::Small(SmallCnn::new(&path, channels)),
             Arch::Resnet18(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R18))),
             Arch::Resnet50(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R50))),
+            Arch::Googlenet(c) => Backbone::GoogLeNet(Box::new(GoogLeNet::new(&path, channels, c.transform_input))),
+            Arch::VitS16(c) | Arch::DeitS16(c) => vit(&path, VitSize::Small, c, channels),
+            Arch::VitB16(c) => vit(&path, VitSize::Base, c, channels),
         };
         let head = EmbeddingHead::new(&(&root / "head"), backbone.out_features(), cfg.dim as i64);
         let buffers = vs.variables().into_values().filter(|t| !t.requires_grad()).collect();

@@ -15,6 +15,8 @@
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
+use super::conv_bn::{ConvBn, ConvBnSpec};
+
 /// Which ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResNetDepth {
@@ -42,41 +44,21 @@ impl ResNetDepth {
     }
 }
 
-/// A bias-free `k×k` convolution (padding `k / 2`) followed by batch-norm.
-#[derive(Debug)]
-struct ConvBn {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
-}
-
-impl ConvBn {
-    /// The conv's weight is `conv_vs.weight`, the batch-norm's variables are under `bn_vs`.
-    fn new(conv_vs: nn::Path, bn_vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Self {
-        // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu").
-        let std = (2.0 / (c_out * k * k) as f64).sqrt();
-        let conv_cfg = nn::ConvConfig {
-            stride,
-            padding: k / 2,
-            bias: false,
-            ws_init: nn::Init::Randn { mean: 0.0, stdev: std },
-            ..Default::default()
-        };
-        let bn_cfg = nn::BatchNormConfig {
-            eps: 1e-5,
-            momentum: 0.1,
-            ws_init: nn::Init::Const(1.0),
-            bs_init: nn::Init::Const(0.0),
-            ..Default::default()
-        };
-        Self {
-            conv: nn::conv2d(conv_vs, c_in, c_out, k, conv_cfg),
-            bn: nn::batch_norm2d(bn_vs, c_out, bn_cfg),
-        }
-    }
-
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.conv).apply_t(&self.bn, train)
-    }
+/// torchvision's ResNet conv-BN: bias-free `k×k` conv (padding `k / 2`, Kaiming-normal fan-out
+/// weights), batch-norm eps 1e-5.
+fn conv_bn(conv_vs: nn::Path, bn_vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> ConvBn {
+    // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+    let std = (2.0 / (c_out * k * k) as f64).sqrt();
+    let spec = ConvBnSpec {
+        c_in,
+        c_out,
+        k,
+        stride,
+        padding: k / 2,
+        eps: 1e-5,
+        init: nn::Init::Randn { mean: 0.0, stdev: std },
+    };
+    ConvBn::new(conv_vs, bn_vs, spec)
 }
 
 /// A residual block: a chain of conv-BN layers (ReLU between them), plus the shortcut, then ReLU.
@@ -100,12 +82,12 @@ impl Block {
             .into_iter()
             .enumerate()
             .map(|(i, (ci, co, k, s))| {
-                ConvBn::new(vs / format!("conv{}", i + 1), vs / format!("bn{}", i + 1), ci, co, k, s)
+                conv_bn(vs / format!("conv{}", i + 1), vs / format!("bn{}", i + 1), ci, co, k, s)
             })
             .collect();
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let ds = vs / "downsample";
-            ConvBn::new(&ds / "0", &ds / "1", c_in, c_out, 1, stride)
+            conv_bn(&ds / "0", &ds / "1", c_in, c_out, 1, stride)
         });
         Self { layers, downsample }
     }
@@ -138,7 +120,7 @@ pub struct ResNet {
 impl ResNet {
     /// A ResNet of `depth`, its variables under `vs` with torchvision's names (see the module docs).
     pub fn new(vs: &nn::Path, depth: ResNetDepth) -> Self {
-        let stem = ConvBn::new(vs / "conv1", vs / "bn1", 3, 64, 7, 2);
+        let stem = conv_bn(vs / "conv1", vs / "bn1", 3, 64, 7, 2);
         let mut c_in = 64;
         let mut blocks = Vec::new();
         for (stage, &n) in depth.blocks().iter().enumerate() {

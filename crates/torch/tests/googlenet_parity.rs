@@ -1,0 +1,121 @@
+//! Our GoogLeNet against torchvision 0.26: the venv's Python (`tests/oracle/make_googlenet_parity.py`)
+//! writes a torchvision GoogLeNet's weights (auxiliary heads and `fc` included, batch-norm
+//! statistics calibrated) as `.safetensors` and `.pth`, inputs and the eval-mode features with and
+//! without `transform_input`; we load the weights by name with [`load_pretrained`] (the auxiliary
+//! heads and `fc` skipped) and must reproduce the features within 1e-4.
+
+mod oracle;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use embedrank_torch::net::{channels_last, load_pretrained, GoogLeNet};
+use embedrank_torch::tch::nn::{ModuleT, VarStore};
+use embedrank_torch::tch::{self, Device};
+
+/// Largest accepted |ours − torchvision| on any feature.
+const TOL: f64 = 1e-4;
+
+/// Largest accepted |ours channels-last − torchvision NCHW| (oneDNN's NHWC kernels round differently).
+const LAYOUT_TOL: f64 = 1e-3;
+
+/// The fixtures, written once per test binary.
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| oracle::run_script("make_googlenet_parity.py"))
+        .path()
+}
+
+/// Loads `file` into a fresh GoogLeNet, runs it in eval mode on `input` and compares with `features`.
+fn check(file: &str, transform_input: bool, input: &str, features: &str, nhwc: bool) {
+    let dir = fixtures();
+    let tensors = embedrank_data::weights::load(&dir.join(file)).unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = GoogLeNet::new(&(vs.root() / "backbone"), 3, transform_input);
+    if nhwc {
+        let _guard = tch::no_grad_guard();
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 {
+                var.set_data(&channels_last(&var));
+            }
+        }
+    }
+    let report = load_pretrained(&mut vs, "backbone.", &tensors).unwrap();
+    assert_eq!(report.loaded, vs.variables().len());
+    assert_eq!(report.loaded + report.skipped.len(), tensors.len());
+    for name in [
+        "fc.weight",
+        "aux1.fc2.bias",
+        "aux2.conv.conv.weight",
+        "inception4a.branch1.bn.num_batches_tracked",
+    ] {
+        assert!(report.skipped.iter().any(|s| s == name), "{name} not skipped");
+    }
+    let mut x = oracle::npy(dir, input);
+    if nhwc {
+        x = channels_last(&x);
+    }
+    let ours = tch::no_grad(|| net.forward_t(&x, false));
+    let reference = oracle::npy(dir, features);
+    assert_eq!(ours.size(), [2, 1024]);
+    let scale = reference.abs().max().double_value(&[]);
+    assert!(scale > 0.1, "the reference features are trivially small (max {scale})");
+    let diff = oracle::max_diff(&ours, &reference);
+    let tol = if nhwc { LAYOUT_TOL } else { TOL };
+    eprintln!("{file} on {input} (nhwc {nhwc}): max |ours - torchvision| = {diff:.3e} (max |ref| = {scale:.3})");
+    assert!(
+        diff <= tol,
+        "{file} → {features}: max |ours - torchvision| = {diff:e} > {tol:e}"
+    );
+}
+
+#[test]
+fn googlenet_safetensors_matches_torchvision() {
+    check(
+        "googlenet.safetensors",
+        true,
+        "input.npy",
+        "googlenet_features.npy",
+        false,
+    );
+}
+
+#[test]
+fn googlenet_pth_matches_torchvision() {
+    check("googlenet.pth", true, "input.npy", "googlenet_features.npy", false);
+}
+
+#[test]
+fn googlenet_without_transform_input_matches_torchvision() {
+    check(
+        "googlenet.pth",
+        false,
+        "input_raw.npy",
+        "googlenet_features_raw.npy",
+        false,
+    );
+}
+
+#[test]
+fn googlenet_channels_last_matches_torchvision() {
+    check(
+        "googlenet.safetensors",
+        true,
+        "input.npy",
+        "googlenet_features.npy",
+        true,
+    );
+}
+
+#[test]
+fn transform_input_matters() {
+    // Without the transform, the input of the first check gives other features: the flag is live.
+    let dir = fixtures();
+    let tensors = embedrank_data::weights::load(&dir.join("googlenet.safetensors")).unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = GoogLeNet::new(&(vs.root() / "backbone"), 3, false);
+    load_pretrained(&mut vs, "backbone.", &tensors).unwrap();
+    let ours = tch::no_grad(|| net.forward_t(&oracle::npy(dir, "input.npy"), false));
+    let diff = oracle::max_diff(&ours, &oracle::npy(dir, "googlenet_features.npy"));
+    assert!(diff > 100.0 * TOL, "transform_input=false still matches ({diff:e})");
+}
