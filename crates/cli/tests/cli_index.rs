@@ -65,6 +65,13 @@ fn assert_complete(index: &Path, labels: bool) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Runs `embedrank index --checkpoint run --images images --out out` with `extra` arguments.
+fn run_index(run: &Path, images: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["index", "--checkpoint", s(run), "--images", s(images), "--out", s(out)];
+    args.extend_from_slice(extra);
+    embedrank(&args)
+}
+
 fn meta(index: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(index.join("index.json")).unwrap()).unwrap()
 }
@@ -100,15 +107,7 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
     };
     let mut files: Vec<PathBuf> = (0..40).map(png).collect();
     let index = tmp.path().join("idx");
-    let (out, _) = ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&index),
-    ]));
+    let (out, _) = ok(&run_index(&run, &imgs, &index, &[]));
     assert!(
         out.contains("indexed 40 images × 16") && out.contains("40 embedded, 0 unchanged"),
         "{out}"
@@ -142,15 +141,7 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
     let bad = imgs.join("class0").join("broken.png");
     fs::write(&bad, b"\x89PNG\r\n\x1a\n not really").unwrap();
     fs::write(imgs.join("notes.txt"), "not an image").unwrap();
-    let (out, err) = ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&index),
-    ]));
+    let (out, err) = ok(&run_index(&run, &imgs, &index, &[]));
     assert!(
         out.contains("indexed 60 images") && out.contains("20 embedded, 40 unchanged"),
         "{out}"
@@ -159,15 +150,7 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
     assert!(err.contains("warning") && err.contains("broken.png"), "{err}");
     assert_complete(&index, false);
     let full = tmp.path().join("full");
-    ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&full),
-    ]));
+    ok(&run_index(&run, &imgs, &full, &[]));
     assert_eq!(
         fs::read_to_string(index.join("paths.txt")).unwrap(),
         fs::read_to_string(full.join("paths.txt")).unwrap()
@@ -179,30 +162,13 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
 
     // --strict refuses the broken file and writes nothing.
     let strict = tmp.path().join("strict");
-    let o = embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&strict),
-        "--strict",
-    ]);
+    let o = run_index(&run, &imgs, &strict, &["--strict"]);
     assert_fails(&o, &["broken.png"]);
     assert!(!strict.exists());
 
     // A vanished file is dropped; nothing else is embedded again.
     fs::remove_file(&files[59]).unwrap();
-    let (out, _) = ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&index),
-    ]));
+    let (out, _) = ok(&run_index(&run, &imgs, &index, &[]));
     assert!(
         out.contains("indexed 59 images") && out.contains("0 embedded, 59 unchanged, 1 dropped"),
         "{out}"
@@ -283,15 +249,7 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
         &embedrank(&["search", "--index", s(&index), "--query", s(&files[3])]),
         &["re-run `embedrank index`"],
     );
-    let (out, err) = ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&imgs),
-        "--out",
-        s(&index),
-    ]));
+    let (out, err) = ok(&run_index(&run, &imgs, &index, &[]));
     assert!(out.contains("59 embedded, 0 unchanged"), "{out}");
     assert!(err.contains("another checkpoint"), "{err}");
     assert_eq!(meta(&index)["model"]["epoch"].as_u64(), Some(2));
@@ -300,18 +258,7 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
     let other = tmp.path().join("other");
     fs::create_dir_all(&other).unwrap();
     fs::write(other.join("keep.txt"), "mine").unwrap();
-    assert_fails(
-        &embedrank(&[
-            "index",
-            "--checkpoint",
-            s(&run),
-            "--images",
-            s(&imgs),
-            "--out",
-            s(&other),
-        ]),
-        &["not an embedrank index"],
-    );
+    assert_fails(&run_index(&run, &imgs, &other, &[]), &["not an embedrank index"]);
     assert!(other.join("keep.txt").exists());
 }
 
@@ -320,27 +267,9 @@ fn index_and_search_png_files_with_a_fashion_mnist_run() {
 #[test]
 fn index_an_oml_csv_with_labels_on_a_3_channel_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let csv = replicas::csv(&tmp.path().join("csv"));
-    let run = tmp.path().join("run");
-    #[rustfmt::skip]
-    let train = [
-        "train", "--dataset", "csv", "--data", s(&csv), "--arch", "small-cnn", "--dim", "8",
-        "--image-size", "32", "--resize", "36", "--batch-size", "12", "--m", "3", "--epochs", "1",
-        "--workers", "2", "--threads", "2", "--out", s(&run),
-    ];
-    ok(&embedrank(&train));
+    let (csv, run) = replicas::csv_run(tmp.path());
     let index = tmp.path().join("idx");
-    let (out, _) = ok(&embedrank(&[
-        "index",
-        "--checkpoint",
-        s(&run),
-        "--images",
-        s(&csv),
-        "--out",
-        s(&index),
-        "--batch-size",
-        "7",
-    ]));
+    let (out, _) = ok(&run_index(&run, &csv, &index, &["--batch-size", "7"]));
     assert!(
         out.contains("indexed 48 images × 8") && out.contains("48 embedded"),
         "{out}"

@@ -244,15 +244,7 @@ fn dataset_and_weight_errors_are_clear() {
 #[test]
 fn embed_then_eval_with_ids_reproduces_eval_checkpoint_on_a_csv_replica() {
     let tmp = tempfile::tempdir().unwrap();
-    let csv = replicas::csv(&tmp.path().join("csv"));
-    let run = tmp.path().join("run");
-    #[rustfmt::skip]
-    let train = [
-        "train", "--dataset", "csv", "--data", s(&csv), "--arch", "small-cnn", "--dim", "8",
-        "--image-size", "32", "--resize", "36", "--batch-size", "12", "--m", "3", "--epochs", "1",
-        "--workers", "2", "--threads", "2", "--out", s(&run),
-    ];
-    ok(&embedrank(&train));
+    let (_, run) = replicas::csv_run(tmp.path());
     let eval_json = tmp.path().join("eval.json");
     let (text, _) = ok(&embedrank(&["eval", "--checkpoint", s(&run), "--json", s(&eval_json)]));
     assert!(

@@ -71,16 +71,7 @@ fn report_html_without_a_checkpoint_has_tables_but_no_grid() {
 #[test]
 fn report_html_grid_on_an_image_file_dataset() {
     let tmp = tempfile::tempdir().unwrap();
-    let csv = replicas::csv(&tmp.path().join("csv"));
-    let run = tmp.path().join("run");
-    #[rustfmt::skip]
-    let train = [
-        "train", "--dataset", "csv", "--data", s(&csv), "--arch", "small-cnn", "--dim", "8",
-        "--image-size", "32", "--resize", "36", "--batch-size", "12", "--m", "3", "--epochs", "1",
-        "--workers", "2", "--threads", "2", "--out", s(&run),
-    ];
-    let out = embedrank(&train);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, run) = replicas::csv_run(tmp.path());
     let report = |extra: &[&str]| {
         let mut args = vec![
             "report",

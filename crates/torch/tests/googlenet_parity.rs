@@ -29,20 +29,9 @@ fn fixtures() -> &'static Path {
 /// Loads `file` into a fresh GoogLeNet, runs it in eval mode on `input` and compares with `features`.
 fn check(file: &str, transform_input: bool, input: &str, features: &str, nhwc: bool) {
     let dir = fixtures();
-    let tensors = embedrank_data::weights::load(&dir.join(file)).unwrap();
     let mut vs = VarStore::new(Device::Cpu);
     let net = GoogLeNet::new(&(vs.root() / "backbone"), 3, transform_input);
-    if nhwc {
-        let _guard = tch::no_grad_guard();
-        for (_, mut var) in vs.variables() {
-            if var.dim() == 4 {
-                var.set_data(&channels_last(&var));
-            }
-        }
-    }
-    let report = load_pretrained(&mut vs, "backbone.", &tensors).unwrap();
-    assert_eq!(report.loaded, vs.variables().len());
-    assert_eq!(report.loaded + report.skipped.len(), tensors.len());
+    let report = oracle::load_all(&mut vs, &dir.join(file), nhwc);
     for name in [
         "fc.weight",
         "aux1.fc2.bias",

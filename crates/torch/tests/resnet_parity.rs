@@ -10,7 +10,7 @@ mod oracle;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use embedrank_torch::net::{channels_last, load_pretrained, ResNet, ResNetDepth};
+use embedrank_torch::net::{channels_last, ResNet, ResNetDepth};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
 
@@ -35,20 +35,9 @@ fn npy(name: &str) -> Tensor {
 /// eval mode on the fixture input (NHWC too with `nhwc`) and checks it against torchvision's
 /// features in the same layout; with `nhwc` also against the NCHW ones, within [`LAYOUT_TOL`].
 fn check(depth: ResNetDepth, name: &str, file: &str, nhwc: bool) {
-    let tensors = embedrank_data::weights::load(&fixtures().join(file)).unwrap();
     let mut vs = VarStore::new(Device::Cpu);
     let net = ResNet::new(&(vs.root() / "backbone"), depth);
-    if nhwc {
-        let _guard = tch::no_grad_guard();
-        for (_, mut var) in vs.variables() {
-            if var.dim() == 4 {
-                var.set_data(&channels_last(&var));
-            }
-        }
-    }
-    let report = load_pretrained(&mut vs, "backbone.", &tensors).unwrap();
-    assert_eq!(report.loaded, vs.variables().len());
-    assert_eq!(report.loaded + report.skipped.len(), tensors.len());
+    let report = oracle::load_all(&mut vs, &fixtures().join(file), nhwc);
     assert!(report.skipped.iter().any(|s| s == "fc.weight"));
     assert!(report.skipped.iter().any(|s| s == "layer1.0.bn1.num_batches_tracked"));
     let mut input = npy("input.npy");

@@ -125,6 +125,44 @@ pub fn csv(dir: &Path) -> PathBuf {
     path
 }
 
+/// [`csv`] in `dir/csv`, and a one-epoch run trained on it in `dir/run` (small CNN, 8-d, 32 px
+/// crops of 36 px images, batches of 4 classes × 3); returns (the CSV file, the run directory).
+pub fn csv_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let csv = csv(&dir.join("csv"));
+    let run = dir.join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_embedrank"))
+        .args(["train", "--dataset", "csv", "--data"])
+        .arg(&csv)
+        .args([
+            "--arch",
+            "small-cnn",
+            "--dim",
+            "8",
+            "--image-size",
+            "32",
+            "--resize",
+            "36",
+        ])
+        .args([
+            "--batch-size",
+            "12",
+            "--m",
+            "3",
+            "--epochs",
+            "1",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .expect("run embedrank");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (csv, run)
+}
+
 /// Random-init ResNet-18 weights under torchvision's names, plus a 1000-class `fc` (which
 /// embedrank must ignore), saved as safetensors.
 pub fn resnet18_weights(path: &Path) {

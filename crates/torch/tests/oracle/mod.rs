@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use embedrank_torch::tch::Tensor;
+use embedrank_torch::net::{channels_last, load_pretrained, LoadReport};
+use embedrank_torch::tch::nn::VarStore;
+use embedrank_torch::tch::{self, Tensor};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -49,4 +51,23 @@ pub fn npy(dir: &Path, name: &str) -> Tensor {
 /// Largest |a − b| over all entries.
 pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
+}
+
+/// Loads the weight file `file` into `vs` (its network under `backbone.`), after turning the 4-D
+/// variables channels-last when `nhwc`; every variable must be filled and every tensor of the file
+/// either used or skipped on purpose.
+pub fn load_all(vs: &mut VarStore, file: &Path, nhwc: bool) -> LoadReport {
+    let tensors = embedrank_data::weights::load(file).unwrap();
+    if nhwc {
+        let _guard = tch::no_grad_guard();
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 {
+                var.set_data(&channels_last(&var));
+            }
+        }
+    }
+    let report = load_pretrained(vs, "backbone.", &tensors).unwrap();
+    assert_eq!(report.loaded, vs.variables().len());
+    assert_eq!(report.loaded + report.skipped.len(), tensors.len());
+    report
 }
