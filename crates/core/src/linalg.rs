@@ -5,14 +5,21 @@ use rayon::prelude::*;
 
 use crate::real::Real;
 
+/// Below ~4 MFLOP the thread hand-off costs more than it saves.
+const PARALLEL_FLOPS: usize = 1 << 22;
+
 fn parallelism(flops: usize) -> gemm::Parallelism {
-    // Below ~4 MFLOP the thread hand-off costs more than it saves.
-    if flops < (1 << 22) || rayon::current_num_threads() < 2 {
+    if flops < PARALLEL_FLOPS || rayon::current_num_threads() < 2 {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     }
 }
+
+/// How many row bands [`gram`] splits its upper triangle into per thread: the bands shrink down
+/// the triangle, so several per thread balance the work (and let a thread whose core is busy
+/// elsewhere fall behind without stalling the rest).
+const BANDS_PER_THREAD: usize = 2;
 
 /// `out (m×n) = a (m×k) · bᵀ` where `b` is `n×k`; all row-major. Used for Gram and score matrices.
 pub fn matmul_abt<T: Real>(a: &[T], b: &[T], m: usize, n: usize, k: usize, out: &mut [T]) {
@@ -41,7 +48,7 @@ pub fn matmul_ab<T: Real>(a: &[T], b: &[T], m: usize, n: usize, k: usize, out: &
     assert_eq!(out.len(), m * n, "matmul_ab: out is not m×n");
     let (a, b) = (Strided::rows(a, k), Strided::rows(b, n));
     // SAFETY: as in `matmul_abt`.
-    unsafe { product(m, n, k, out.as_mut_ptr(), n, a, b, parallelism(2 * m * n * k)) }
+    unsafe { banded(m, n, k, out.as_mut_ptr(), n, a, b) }
 }
 
 /// `out (m×n) = aᵀ · b` where `a` is `k×m` and `b` is `k×n`; all row-major. Used for the gradient of
@@ -55,51 +62,70 @@ pub fn matmul_atb<T: Real>(a: &[T], b: &[T], m: usize, n: usize, k: usize, out: 
     unsafe { product(m, n, k, out.as_mut_ptr(), n, a, b, parallelism(2 * m * n * k)) }
 }
 
-/// `out (n×n) = a·aᵀ` for row-major `a` (`n×k`). Of the four half-size blocks only the upper three
-/// are multiplied (two products: rows `0..h` against all, rows `h..n` against `h..n`), the fourth is
-/// mirrored: ¾ of the work of [`matmul_abt`]. (More, smaller blocks cost more in packing than they
-/// save: measured with the `gemm` crate at n = 1024, k = 512.) The result is symmetric bit for bit:
-/// the mirrored block by construction, the diagonal blocks because `out_ij` and `out_ji` are the same
-/// products summed in the same order (the tests check it).
+/// `out (n×n) = a·aᵀ` for row-major `a` (`n×k`). Only the upper triangle's row bands are
+/// multiplied (band `[r0, r1)` against rows `r0..n`: about half the work of [`matmul_abt`] with
+/// many bands, ¾ with two), the rest is mirrored, so the result is symmetric bit for bit by
+/// construction (the pair losses rely on it).
 pub fn gram<T: Real>(a: &[T], n: usize, k: usize, out: &mut [T]) {
     assert_eq!(a.len(), n * k, "gram: a is not n×k");
     assert_eq!(out.len(), n * n, "gram: out is not n×n");
-    let h = n.div_ceil(2);
-    // SAFETY: rows 0..h × columns 0..n and rows h..n × columns h..n of `out` (row stride n) lie
-    // inside its n×n values; the views of `a` start at rows 0 and h and stay inside it.
-    unsafe {
-        let top = Strided::rows(a, k);
-        product(
-            h,
-            n,
-            k,
-            out.as_mut_ptr(),
-            n,
-            top,
-            Strided::cols(a, k),
-            parallelism(2 * h * n * k),
-        );
-        let rest = n - h;
-        let tail = &a[h * k..];
-        let par = parallelism(2 * rest * rest * k);
-        product(
-            rest,
-            rest,
-            k,
-            out.as_mut_ptr().add(h * n + h),
-            n,
-            Strided::rows(tail, k),
-            Strided::cols(tail, k),
-            par,
-        );
+    // Two bands on one thread (¾ of the work), more with threads, each at least 16 rows (the
+    // kernels' height).
+    let threaded = n * n * k >= PARALLEL_FLOPS && rayon::current_num_threads() >= 2;
+    let per = if threaded {
+        rayon::current_num_threads() * BANDS_PER_THREAD
+    } else {
+        2
+    };
+    let parts = per.min(n.div_ceil(16)).max(1);
+    let height = n.div_ceil(parts);
+    let at = transpose(a, n, k);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let band = |b: usize| {
+        let r0 = b * height;
+        let r1 = (r0 + height).min(n);
+        if r0 >= r1 {
+            return;
+        }
+        let rows = &a[r0 * k..r1 * k];
+        // Columns r0..n of aᵀ (k×n, row-major): the `gemm` kernels read a row-major right
+        // operand faster than the transposed view of `a`, more than paying for the transpose.
+        let cols = Strided {
+            ptr: at[r0..].as_ptr(),
+            row: n as isize,
+            col: 1,
+        };
+        // SAFETY: rows r0..r1 × columns r0..n of `out` (row stride n) lie inside its n×n values
+        // and no other band writes them; the views of `a` stay inside it.
+        unsafe {
+            product(
+                r1 - r0,
+                n - r0,
+                k,
+                out_ptr.at(r0 * n + r0),
+                n,
+                Strided::rows(rows, k),
+                cols,
+                gemm::Parallelism::None,
+            )
+        }
+    };
+    if !threaded {
+        (0..parts).for_each(band);
+    } else {
+        (0..parts).into_par_iter().for_each(band);
     }
-    // The lower-left block from the upper-right one, in tiles small enough for the cache's
-    // associativity (see `symmetrize` in the losses).
+    mirror_upper(out, n);
+}
+
+/// Copies the upper triangle of square `out` (`n×n`) onto the lower one, in tiles small enough
+/// for the cache's associativity (see `symmetrize` in the losses).
+fn mirror_upper<T: Real>(out: &mut [T], n: usize) {
     const TILE: usize = 8;
-    for bi in (h..n).step_by(TILE) {
-        for bj in (0..h).step_by(TILE) {
+    for bi in (0..n).step_by(TILE) {
+        for bj in (0..=bi).step_by(TILE) {
             for i in bi..(bi + TILE).min(n) {
-                for j in bj..(bj + TILE).min(h) {
+                for j in bj..(bj + TILE).min(i) {
                     out[i * n + j] = out[j * n + i];
                 }
             }
@@ -137,6 +163,11 @@ struct Strided<T> {
     col: isize,
 }
 
+// SAFETY: a read-only view; the buffers it points into outlive every product that reads them.
+unsafe impl<T> Send for Strided<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Strided<T> {}
+
 impl<T> Strided<T> {
     /// Row-major with `cols` columns.
     fn rows(v: &[T], cols: usize) -> Self {
@@ -144,6 +175,14 @@ impl<T> Strided<T> {
             ptr: v.as_ptr(),
             row: cols as isize,
             col: 1,
+        }
+    }
+
+    /// The same matrix without its first `r` rows.
+    fn from_row(self, r: usize) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_offset(r as isize * self.row),
+            ..self
         }
     }
 
@@ -155,6 +194,67 @@ impl<T> Strided<T> {
             col: cols as isize,
         }
     }
+}
+
+/// A raw output pointer that rayon tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+
+// SAFETY: only used for disjoint writes (each task its own rows), checked at each use.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The element `offset` places further.
+    ///
+    /// # Safety
+    /// `offset` must stay inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut T {
+        self.0.add(offset)
+    }
+}
+
+/// [`product`] in row bands, [`BANDS_PER_THREAD`] per thread, one single-threaded product each
+/// as a rayon task: as fast as the `gemm` crate's own threading when every core is free, and
+/// when one is busy (PyTorch's OpenMP workers spin for a while after each of its parallel
+/// regions) the free thread takes over the bands the other has not started.
+///
+/// # Safety
+/// As [`product`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn banded<T: Real>(m: usize, n: usize, k: usize, dst: *mut T, dst_row: usize, lhs: Strided<T>, rhs: Strided<T>) {
+    let threads = rayon::current_num_threads();
+    let parts = if 2 * m * n * k < PARALLEL_FLOPS || threads < 2 {
+        1
+    } else {
+        (threads * BANDS_PER_THREAD).min(m.div_ceil(16))
+    };
+    if parts <= 1 {
+        return product(m, n, k, dst, dst_row, lhs, rhs, gemm::Parallelism::None);
+    }
+    let height = m.div_ceil(parts);
+    let dst = SendPtr(dst);
+    (0..parts).into_par_iter().for_each(|b| {
+        let r0 = b * height;
+        let r1 = (r0 + height).min(m);
+        if r0 < r1 {
+            // SAFETY: rows r0..r1 of `dst` belong to this band alone; `lhs` from row r0 stays
+            // inside its buffer (the caller's contract for m rows).
+            unsafe {
+                product(
+                    r1 - r0,
+                    n,
+                    k,
+                    dst.at(r0 * dst_row),
+                    dst_row,
+                    lhs.from_row(r0),
+                    rhs,
+                    gemm::Parallelism::None,
+                )
+            }
+        }
+    });
 }
 
 /// `dst (m×n, row stride dst_row) = lhs (m×k) · rhs (k×n)`.
@@ -283,7 +383,18 @@ mod tests {
 
     #[test]
     fn gram_matches_the_full_product_and_is_symmetric() {
-        for &(n, k) in &[(1, 3), (2, 1), (5, 2), (127, 16), (300, 33), (0, 4), (3, 0)] {
+        // (257, 64): enough work for the threaded bands (≥ 4 MFLOP), an odd last band.
+        for &(n, k) in &[
+            (1, 3),
+            (2, 1),
+            (5, 2),
+            (17, 3),
+            (127, 16),
+            (300, 33),
+            (257, 64),
+            (0, 4),
+            (3, 0),
+        ] {
             let a = pseudo(n * k, 3);
             let want = naive_abt(&a, &a, n, n, k);
             let mut got = vec![f64::NAN; n * n];

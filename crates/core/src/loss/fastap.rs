@@ -81,13 +81,16 @@ impl LossMath for FastAp {
         let ap_sum: f64 = slopes
             .par_chunks_mut(stride)
             .enumerate()
-            .map(|(i, slopes_i)| {
-                if npos[i] == 0 {
-                    return 0.0;
-                }
-                let row = &g[i * n..(i + 1) * n];
-                query_ap(row, labels, i, npos[i], bins, -1.0 / queries as f64, slopes_i)
-            })
+            .map_init(
+                || Scratch::new(bins),
+                |scratch, (i, slopes_i)| {
+                    if npos[i] == 0 {
+                        return 0.0;
+                    }
+                    let row = &g[i * n..(i + 1) * n];
+                    query_ap(row, labels, i, npos[i], bins, -1.0 / queries as f64, slopes_i, scratch)
+                },
+            )
             .sum();
 
         // Pass 2, per row: W_ij = d loss / d d_ij, collecting query i's and query j's parts.
@@ -111,6 +114,7 @@ fn pair_weights_row<T: Real>(row: &mut [T], labels: &[i64], i: usize, slopes: &[
     let stride = 2 * bins;
     let slopes_i = &slopes[i * stride..(i + 1) * stride];
     let li = labels[i];
+    let last = bins as i64 - 1;
     for (j, (w, &lj)) in row.iter_mut().zip(labels).enumerate() {
         let s = w.to_f64();
         *w = if j == i || !passes_gradient(s) {
@@ -118,10 +122,10 @@ fn pair_weights_row<T: Real>(row: &mut [T], labels: &[i64], i: usize, slopes: &[
             T::ZERO
         } else {
             // The cell (z_c, z_c+1] holding d: its left derivative (falling distance).
-            // (`as usize` truncates: a floor for p > 0.)
+            // (`as i64` truncates: a floor for p > 0; i64, not usize: one instruction each way.)
             let p = (2.0 - 2.0 * s) * inv_width;
-            let t = p as usize;
-            let c = if t as f64 == p { t.saturating_sub(1) } else { t }.min(bins - 1);
+            let t = p as i64;
+            let c = (if t as f64 == p { t - 1 } else { t }).clamp(0, last) as usize;
             let k = if lj == li { c } else { bins + c };
             T::from_f64(slopes_i[k] + slopes[j * stride + k])
         };
@@ -132,8 +136,26 @@ fn pair_weights_row<T: Real>(row: &mut [T], labels: &[i64], i: usize, slopes: &[
 /// same bin do not wait on each other's read-modify-write.
 const LANES: usize = 4;
 
+/// One worker's per-query buffers, reused across its queries.
+struct Scratch {
+    /// LANES copies of `[h⁺ | h⁻]`.
+    lanes: Vec<f64>,
+    /// Per bin: `r_l`, `q_l`, `own_l` (see [`query_ap`]).
+    terms: Vec<[f64; 3]>,
+}
+
+impl Scratch {
+    fn new(bins: usize) -> Self {
+        Self {
+            lanes: vec![0.0; LANES * 2 * (bins + 1)],
+            terms: vec![[0.0; 3]; bins + 1],
+        }
+    }
+}
+
 /// One query's AP from its Gram row. Writes into `slopes` (positive cells, then negative cells)
 /// `scale · dAP_i/d d` for a pair whose distance lies in cell `(z_c, z_c+1]`.
+#[allow(clippy::too_many_arguments)]
 fn query_ap<T: Real>(
     row: &[T],
     labels: &[i64],
@@ -142,25 +164,28 @@ fn query_ap<T: Real>(
     bins: usize,
     scale: f64,
     slopes: &mut [f64],
+    scratch: &mut Scratch,
 ) -> f64 {
     let nb = bins + 1;
     let inv_width = bins as f64 / 4.0;
-    // LANES copies of [h⁺ | h⁻].
-    let mut lanes = vec![0.0f64; LANES * 2 * nb];
+    let lanes = &mut scratch.lanes;
+    lanes.fill(0.0);
     let li = labels[i];
+    let last = bins as i64 - 1;
     for (j, (&gij, &lj)) in row.iter().zip(labels).enumerate() {
         if j == i {
             continue;
         }
         let p = (2.0 - 2.0 * gij.to_f64()).clamp(0.0, 4.0) * inv_width;
-        let c = (p as usize).min(bins - 1); // p ≥ 0: truncation is floor
+        // p ≥ 0: truncation is floor (i64, not usize: one instruction each way).
+        let c = (p as i64).min(last);
         let f = (p - c as f64).min(1.0);
-        let at = (j % LANES) * 2 * nb + if lj == li { 0 } else { nb } + c;
+        let at = (j % LANES) * 2 * nb + if lj == li { 0 } else { nb } + c as usize;
         lanes[at] += 1.0 - f;
         lanes[at + 1] += f;
     }
-    let mut h = vec![0.0f64; 2 * nb];
-    for lane in lanes.chunks(2 * nb) {
+    let (h, rest) = lanes.split_at_mut(2 * nb);
+    for lane in rest.chunks(2 * nb) {
         h.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
     }
     let (hpos, hneg) = h.split_at(nb);
@@ -168,20 +193,22 @@ fn query_ap<T: Real>(
     let (mut cum_pos, mut cum_all) = (0.0, 0.0);
     let mut ap = 0.0;
     // Per bin: r_l = h⁺_l·H⁻_l/H_l², q_l = h⁺_l·H⁺_l/H_l², own_l = (H⁺_l·H_l + h⁺_l·H⁻_l)/H_l².
-    let mut r = vec![0.0f64; nb];
-    let mut q = vec![0.0f64; nb];
-    let mut own = vec![0.0f64; nb];
+    let terms = &mut scratch.terms;
     for l in 0..nb {
         cum_pos += hpos[l];
         cum_all += hpos[l] + hneg[l];
-        if cum_all > 0.0 {
+        terms[l] = if cum_all > 0.0 {
             let cum_neg = cum_all - cum_pos;
             let inv2 = 1.0 / (cum_all * cum_all);
             ap += hpos[l] * cum_pos / cum_all;
-            r[l] = hpos[l] * cum_neg * inv2;
-            q[l] = hpos[l] * cum_pos * inv2;
-            own[l] = (cum_pos * cum_all + hpos[l] * cum_neg) * inv2;
-        }
+            [
+                hpos[l] * cum_neg * inv2,
+                hpos[l] * cum_pos * inv2,
+                (cum_pos * cum_all + hpos[l] * cum_neg) * inv2,
+            ]
+        } else {
+            [0.0; 3]
+        };
     }
     // dAP/dh⁺_k = own_k + Σ_{l>k} r_l and dAP/dh⁻_k = −Σ_{l≥k} q_l (each / N⁺), then the slope
     // of a pair in cell (z_c, z_c+1] is (dAP/dh_{c+1} − dAP/dh_c)/Δ: the triangles δ_c and δ_c+1
@@ -190,14 +217,15 @@ fn query_ap<T: Real>(
     let (mut r_above, mut q_from) = (0.0, 0.0);
     let (mut pos_next, mut neg_next) = (0.0, 0.0);
     for k in (0..nb).rev() {
-        q_from += q[k];
-        let pos_k = own[k] + r_above;
+        let [r, q, own] = terms[k];
+        q_from += q;
+        let pos_k = own + r_above;
         let neg_k = -q_from;
         if k < bins {
             slopes[k] = s * (pos_next - pos_k);
             slopes[bins + k] = s * (neg_next - neg_k);
         }
-        r_above += r[k];
+        r_above += r;
         pos_next = pos_k;
         neg_next = neg_k;
     }
