@@ -179,7 +179,7 @@ impl<T> Strided<T> {
     }
 
     /// The same matrix without its first `r` rows.
-    fn from_row(self, r: usize) -> Self {
+    fn skip_rows(self, r: usize) -> Self {
         Self {
             ptr: self.ptr.wrapping_offset(r as isize * self.row),
             ..self
@@ -248,7 +248,7 @@ unsafe fn banded<T: Real>(m: usize, n: usize, k: usize, dst: *mut T, dst_row: us
                     k,
                     dst.at(r0 * dst_row),
                     dst_row,
-                    lhs.from_row(r0),
+                    lhs.skip_rows(r0),
                     rhs,
                     gemm::Parallelism::None,
                 )
