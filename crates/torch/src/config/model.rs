@@ -139,7 +139,7 @@ impl Backbone {
         if matches!(self, Self::BnInception(_)) && !crate::net::BnInception::accepts_side(side) {
             return Some(format!(
                 "model.arch = \"bn-inception\" cannot take {side}-px images: its stride-2 blocks need a side \
-                 whose map after the stem is a multiple of 4 px (e.g. 224, 227, 256, 64, 32; not 28)"
+                 whose map after the stem is a multiple of 4 px (e.g. 224, 227, 256, 64 or 32)"
             ));
         }
         None
