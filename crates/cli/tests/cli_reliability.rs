@@ -119,6 +119,28 @@ fn settings_that_would_exhaust_memory_or_threads_are_refused() {
 }
 
 #[test]
+fn an_image_side_the_backbone_cannot_take_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    // BN-Inception's stride-2 blocks need even maps: not Fashion-MNIST's 28 px, not 200 px.
+    refused(
+        &run(&["train", "--out", o, "--arch", "bn-inception"]),
+        &["model.arch", "bn-inception", "28-px", "Fashion-MNIST"],
+    );
+    let synthetic = ["train", "--out", o, "--arch", "bn-inception", "--dataset", "synthetic"];
+    refused(
+        &run(&[&synthetic[..], &["--image-size", "200"]].concat()),
+        &["data.image_size", "200-px", "224, 227, 256"],
+    );
+    refused(
+        &run(&["train", "--out", o, "--arch", "vit-s16", "--image-size", "12"]),
+        &["data.image_size", "at least 16 px"],
+    );
+    assert!(!out.exists(), "nothing is created for a refused run");
+}
+
+#[test]
 fn a_path_that_is_not_utf8_is_refused_without_creating_anything() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join(std::ffi::OsStr::from_bytes(b"run-\xff"));

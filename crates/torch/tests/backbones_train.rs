@@ -1,11 +1,13 @@
 //! The newer backbones train end to end through [`train`] on tiny 28×28 single-channel images:
 //! ViT-S/16 (one patch; the position embedding resampled) with chunked back-propagation and a
-//! lower backbone learning rate and mean pooling, and GoogLeNet; each run ends with finite losses,
-//! retrieval metrics and a checkpoint that loads.
+//! lower backbone learning rate and mean pooling, ViT-S/16 under bfloat16 autocast (`--amp bf16`),
+//! and GoogLeNet; BN-Inception, which needs sides such as 32 px, on the synthetic 32-px RGB
+//! images. Each run ends with finite losses, retrieval metrics and a checkpoint that loads.
 
 mod common;
 
 use embedrank_torch::checkpoint::load_latest;
+use embedrank_torch::config::{Amp, DatasetKind};
 use embedrank_torch::{train, RunOptions, Silent};
 
 fn trains(arch: &str, configure: impl Fn(&mut embedrank_torch::config::TrainConfig)) {
@@ -18,7 +20,7 @@ fn trains(arch: &str, configure: impl Fn(&mut embedrank_torch::config::TrainConf
     configure(&mut cfg);
     let summary = train(&cfg, RunOptions::default(), &mut Silent).unwrap();
     let h = &summary.results.history;
-    assert_eq!(h.len(), 2);
+    assert_eq!(h.len(), cfg.run.epochs);
     assert!(h.iter().all(|e| e.loss.is_finite()), "{arch}: {h:?}");
     assert!(summary.results.retrieval.is_some(), "{arch}");
     let saved = embedrank_torch::run_dir::read_config(&run).unwrap();
@@ -36,6 +38,22 @@ fn vit_s16_trains_with_chunks_and_a_backbone_lr_mult() {
 }
 
 #[test]
+fn vit_s16_trains_under_bf16_autocast() {
+    trains("vit-s16", |cfg| cfg.run.amp = Amp::Bf16);
+}
+
+#[test]
 fn googlenet_trains() {
     trains("googlenet", |_| {});
+}
+
+#[test]
+fn bn_inception_trains_on_32px_rgb_images() {
+    trains("bn-inception", |cfg| {
+        cfg.data.dataset = DatasetKind::Synthetic;
+        cfg.data.image_size = 32;
+        cfg.data.resize = 32;
+        cfg.run.epochs = 1;
+        cfg.run.eval_every = 1;
+    });
 }

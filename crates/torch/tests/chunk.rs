@@ -1,6 +1,7 @@
 //! Chunked back-propagation (`train.chunk`) gives the whole batch's step: with batch-norm frozen,
 //! one SGD step with and without chunks ends at the same weights; in training mode the running
-//! statistics move once per chunk, not twice.
+//! statistics move once per chunk, not twice (small CNN, ResNet-18, ViT-S/16, BN-Inception). And
+//! bfloat16 autocast takes nearly the float32 step (small CNN, ViT-S/16).
 
 use embedrank_core::{Fappy, FappyWeighting, FastAp, LossConfig};
 use embedrank_torch::config::{Amp, Backbone as Arch, ModelConfig, OptimConfig, SgdConfig};
@@ -130,6 +131,15 @@ fn chunked_step_equals_whole_batch_step_vit_s16() {
 }
 
 #[test]
+fn chunked_step_equals_whole_batch_step_bn_inception() {
+    check_same_step(
+        Arch::BnInception(Default::default()),
+        32,
+        &LossConfig::Fastap(FastAp { bins: 10 }),
+    );
+}
+
+#[test]
 fn running_statistics_move_once_per_chunk() {
     let _serial = serial();
     let (x, labels) = batch(16);
@@ -159,20 +169,26 @@ fn running_statistics_move_once_per_chunk() {
     assert_eq!(checked, 6, "3 batch-norms × 2 statistics");
 }
 
-/// bfloat16 autocast (here on libtorch's CPU) takes nearly the float32 step: the update's
-/// direction agrees, its size is within a few percent.
-#[test]
-fn bf16_autocast_step_is_close_to_the_float32_step() {
+/// bfloat16 autocast (here on libtorch's CPU) takes nearly the float32 step of `arch` on
+/// `side`-px images: every weight stays finite, the update's direction agrees (cosine above
+/// `min_cos`), its size is within 10 %, and it is not the float32 step itself.
+fn check_bf16_step(arch: Arch, side: i64, min_cos: f64) {
     let _serial = serial();
-    let (vs0, _) = model(Arch::SmallCnn(Default::default()), true);
+    let (vs0, _) = model(arch, true);
     let before: std::collections::HashMap<String, Tensor> = vs0.variables();
     let fastap = LossConfig::Fastap(FastAp { bins: 10 });
-    let f32_step = one_step(Arch::SmallCnn(Default::default()), 16, &fastap, 0);
+    let f32_step = one_step(arch, side, &fastap, 0);
     let bf16 = StepOptions {
         chunk: 4,
         amp: Amp::Bf16,
     };
-    let bf16_step = step_with(Arch::SmallCnn(Default::default()), 16, &fastap, bf16);
+    let bf16_step = step_with(arch, side, &fastap, bf16);
+    for (name, w) in &bf16_step {
+        assert!(
+            w.isfinite().all().int64_value(&[]) == 1,
+            "{arch:?}: {name} is not finite after the bf16 step"
+        );
+    }
     let delta = |vars: &[(String, Tensor)]| {
         let parts: Vec<Tensor> = vars.iter().map(|(n, t)| (t - &before[n]).view([-1])).collect();
         Tensor::cat(&parts, 0)
@@ -180,7 +196,27 @@ fn bf16_autocast_step_is_close_to_the_float32_step() {
     let (a, b) = (delta(&f32_step), delta(&bf16_step));
     let cos = a.dot(&b).double_value(&[]) / (a.norm().double_value(&[]) * b.norm().double_value(&[]));
     let ratio = b.norm().double_value(&[]) / a.norm().double_value(&[]);
-    assert!(cos > 0.98, "cosine between the updates {cos}");
-    assert!((ratio - 1.0).abs() < 0.1, "norm ratio {ratio}");
-    assert!(max_diff(&a, &b) > 0.0, "bf16 changed nothing: autocast was not on");
+    eprintln!("{arch:?}: bf16 vs float32 step: cosine {cos:.5}, norm ratio {ratio:.5}");
+    assert!(
+        b.abs().max().double_value(&[]) > 1e-4,
+        "{arch:?}: the bf16 step changed nothing"
+    );
+    assert!(cos > min_cos, "{arch:?}: cosine between the updates {cos}");
+    assert!((ratio - 1.0).abs() < 0.1, "{arch:?}: norm ratio {ratio}");
+    assert!(
+        max_diff(&a, &b) > 0.0,
+        "{arch:?}: bf16 changed nothing: autocast was not on"
+    );
+}
+
+#[test]
+fn bf16_autocast_step_is_close_to_the_float32_step() {
+    check_bf16_step(Arch::SmallCnn(Default::default()), 16, 0.98);
+}
+
+#[test]
+fn bf16_autocast_step_of_vit_s16_is_close_to_the_float32_step() {
+    // Twelve blocks of bfloat16 products (8-bit mantissa) round more than the small CNN's three
+    // convs: the cosine is about 0.97 here (a wrong cast or a lost gradient gives far less).
+    check_bf16_step(Arch::VitS16(Default::default()), 32, 0.95);
 }

@@ -1,16 +1,20 @@
 //! The paper recipes in `configs/`: every file parses with [`TrainConfig::load`], passes
 //! [`TrainConfig::validate`], and is what its name says. A name is
-//! `<loss>-<dataset>-<backbone>[-m<batch>][-d<dim>]`, e.g. `fastap-sop-r50-m96-d128`; the sampler
-//! follows from the loss and the dataset: FAPPY's label-shuffle, FastAP's super-pairs, except on
-//! VehicleID, whose super-categories cannot feed super-pairs (m-per-class instead).
+//! `<recipe>-<dataset>-<backbone>[-m<batch>][-d<dim>]`, e.g. `fastap-sop-r50-m96-d128`, where the
+//! recipe is a paper's (`fastap`, `fappy`, `roadmap`, `rsk` for the Recall@k surrogate: its loss)
+//! or a protocol's (`mlrc`, "A Metric Learning Reality Check": any loss). The sampler follows from
+//! the recipe and the dataset: FAPPY's label-shuffle, FastAP's and ROADMAP's super-pairs (FastAP's
+//! m-per-class on VehicleID, whose super-categories cannot feed super-pairs), m-per-class for MLRC
+//! and RS@k. Each recipe's sourced numbers are checked.
 
 use std::path::{Path, PathBuf};
 
+use embedrank_core::sampler::{MPerClassConfig, SuperPairsConfig};
 use embedrank_core::settings;
 use embedrank_torch::config::{DatasetKind, LossConfig, OptimConfig, SamplerConfig, ScheduleConfig, TrainConfig};
 
-/// At least this many recipes ship (7 FastAP + 3 FAPPY).
-const MIN_RECIPES: usize = 10;
+/// At least this many recipes ship (7 FastAP + 5 FAPPY + 3 MLRC + ROADMAP + RS@k).
+const MIN_RECIPES: usize = 17;
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -31,7 +35,9 @@ fn recipe_files() -> Vec<PathBuf> {
 /// What a recipe's file name promises.
 #[derive(Debug)]
 struct Expected {
-    loss: &'static str,
+    recipe: &'static str,
+    /// `None`: any loss (a protocol's recipe).
+    loss: Option<&'static str>,
     dataset: DatasetKind,
     arch: &'static str,
     sampler: &'static str,
@@ -43,12 +49,15 @@ fn expected_from_name(stem: &str) -> Expected {
     let parts: Vec<&str> = stem.split('-').collect();
     assert!(
         parts.len() >= 3,
-        "{stem}: a recipe is named <loss>-<dataset>-<backbone>[-m<batch>][-d<dim>]"
+        "{stem}: a recipe is named <recipe>-<dataset>-<backbone>[-m<batch>][-d<dim>]"
     );
-    let loss = match parts[0] {
-        "fastap" => "fastap",
-        "fappy" => "fappy",
-        other => panic!("{stem}: unknown loss `{other}` in the file name"),
+    let (recipe, loss) = match parts[0] {
+        "fastap" => ("fastap", Some("fastap")),
+        "fappy" => ("fappy", Some("fappy")),
+        "roadmap" => ("roadmap", Some("roadmap")),
+        "rsk" => ("rsk", Some("recall-k-surrogate")),
+        "mlrc" => ("mlrc", None),
+        other => panic!("{stem}: unknown recipe `{other}` in the file name"),
     };
     let dataset = match parts[1] {
         "sop" => DatasetKind::Sop,
@@ -61,11 +70,15 @@ fn expected_from_name(stem: &str) -> Expected {
     let arch = match parts[2] {
         "r18" => "resnet18",
         "r50" => "resnet50",
+        "googlenet" => "googlenet",
+        "bninception" => "bn-inception",
+        "deits16" => "deit-s16",
+        "vitb16" => "vit-b16",
         other => panic!("{stem}: unknown backbone `{other}` in the file name"),
     };
-    let sampler = match (loss, dataset) {
+    let sampler = match (recipe, dataset) {
         ("fappy", _) => "label-shuffle",
-        (_, DatasetKind::VehicleId) => "m-per-class",
+        ("mlrc" | "rsk", _) | ("fastap", DatasetKind::VehicleId) => "m-per-class",
         _ => "super-pairs",
     };
     let (mut batch_size, mut dim) = (None, None);
@@ -83,6 +96,7 @@ fn expected_from_name(stem: &str) -> Expected {
         }
     }
     Expected {
+        recipe,
         loss,
         dataset,
         arch,
@@ -124,7 +138,9 @@ fn every_recipe_parses_validates_and_matches_its_name() {
             assert!(settings::get(&raw, old).is_none(), "{stem}: {old} belongs in [run]");
         }
 
-        assert_eq!(cfg.loss.kind(), want.loss, "{stem}: loss");
+        if let Some(loss) = want.loss {
+            assert_eq!(cfg.loss.kind(), loss, "{stem}: loss");
+        }
         assert_eq!(cfg.data.dataset, want.dataset, "{stem}: dataset");
         assert_eq!(cfg.model.backbone.name(), want.arch, "{stem}: backbone");
         assert_eq!(cfg.sampler.kind(), want.sampler, "{stem}: sampler");
@@ -139,7 +155,10 @@ fn every_recipe_parses_validates_and_matches_its_name() {
         assert_eq!(cfg.run.out_dir, Path::new("runs").join(&stem), "{stem}: out_dir");
         assert!(cfg.run.weights.is_none(), "{stem}: weights belong on the command line");
         assert!(!cfg.run.data.as_os_str().is_empty(), "{stem}: run.data placeholder");
-        assert_eq!(cfg.run.chunk, 0, "{stem}: chunk (the comment explains --chunk)");
+        // Chunks are the user's choice (the comment explains --chunk), except where the source
+        // chunked its batch: RS@k's bs_base.
+        let chunk = if want.recipe == "rsk" { 100 } else { 0 };
+        assert_eq!(cfg.run.chunk, chunk, "{stem}: chunk");
 
         // The sampler's settings fit the batch.
         match cfg.sampler {
@@ -151,23 +170,102 @@ fn every_recipe_parses_validates_and_matches_its_name() {
             other => panic!("{stem}: unexpected sampler {other:?}"),
         }
 
-        // The papers' settings (REFERENCE §1, §2).
-        match (&cfg.loss, &cfg.optim, &cfg.schedule) {
-            (LossConfig::Fastap(l), OptimConfig::Adam(o), _) => {
-                assert_eq!(l.bins, 10, "{stem}: bins");
-                assert_eq!(o.lr, 1e-5, "{stem}: lr");
-                assert_eq!(o.head_lr_mult, 10.0, "{stem}: head_lr_mult");
-                assert_eq!(cfg.run.epochs, 30, "{stem}: epochs");
-                assert_eq!(cfg.run.eval_every, 3, "{stem}: eval_every");
-                assert_eq!(cfg.train.seed, 42, "{stem}: seed");
-            }
-            (LossConfig::Fappy(l), OptimConfig::Sgd(o), ScheduleConfig::Step(s)) => {
-                assert_eq!(l.delta, 1e-4, "{stem}: delta");
-                assert_eq!(o.momentum, 0.9, "{stem}: momentum");
-                assert_eq!(o.weight_decay, 2e-4, "{stem}: weight decay");
-                assert_eq!(s.gamma, 0.7, "{stem}: gamma");
-            }
-            other => panic!("{stem}: not the paper's loss/optimiser/schedule: {other:?}"),
+        // The sources' settings (REFERENCE §1, §2, and the official configs each recipe names).
+        check_sourced_settings(&stem, want.recipe, &cfg);
+    }
+}
+
+/// The numbers each recipe takes from its source.
+fn check_sourced_settings(stem: &str, recipe: &str, cfg: &TrainConfig) {
+    let adam = |o: &OptimConfig| match o {
+        OptimConfig::Adam(c) | OptimConfig::Adamw(c) => *c,
+        other => panic!("{stem}: not Adam/AdamW: {other:?}"),
+    };
+    let step = |s: &ScheduleConfig| match s {
+        ScheduleConfig::Step(c) => (c.step_epochs, c.gamma),
+        other => panic!("{stem}: not a step schedule: {other:?}"),
+    };
+    match recipe {
+        "fastap" => {
+            let LossConfig::Fastap(l) = &cfg.loss else {
+                panic!("{stem}: loss")
+            };
+            let o = adam(&cfg.optim);
+            assert_eq!(cfg.optim.kind(), "adam", "{stem}: optimiser");
+            assert_eq!(l.bins, 10, "{stem}: bins");
+            assert_eq!(o.lr, 1e-5, "{stem}: lr");
+            assert_eq!(o.head_lr_mult, 10.0, "{stem}: head_lr_mult");
+            assert_eq!(cfg.run.epochs, 30, "{stem}: epochs");
+            assert_eq!(cfg.run.eval_every, 3, "{stem}: eval_every");
+            assert_eq!(cfg.train.seed, 42, "{stem}: seed");
         }
+        "fappy" => {
+            let (LossConfig::Fappy(l), OptimConfig::Sgd(o)) = (&cfg.loss, &cfg.optim) else {
+                panic!("{stem}: not FAPPY with SGD")
+            };
+            assert_eq!(l.delta, 1e-4, "{stem}: delta");
+            assert_eq!(o.momentum, 0.9, "{stem}: momentum");
+            assert_eq!(o.weight_decay, 2e-4, "{stem}: weight decay");
+            assert_eq!(step(&cfg.schedule).1, 0.7, "{stem}: gamma");
+        }
+        "mlrc" => {
+            assert_eq!(cfg.model.dim, 128, "{stem}: 128-d");
+            assert_eq!(cfg.train.batch_size, 32, "{stem}: batch 32");
+            assert_eq!(
+                cfg.sampler,
+                SamplerConfig::MPerClass(MPerClassConfig { m: 4 }),
+                "{stem}"
+            );
+            assert!(cfg.model.frozen_bn, "{stem}: MLRC freezes batch-norm");
+            assert_eq!((cfg.data.image_size, cfg.data.resize), (227, 256), "{stem}: crops");
+            assert_eq!(adam(&cfg.optim).head_lr_mult, 1.0, "{stem}: one rate");
+        }
+        "roadmap" => {
+            let LossConfig::Roadmap(l) = &cfg.loss else {
+                panic!("{stem}: loss")
+            };
+            assert_eq!(
+                (l.temperature, l.rho, l.delta, l.offset),
+                (0.01, 100.0, 0.05, 1.44),
+                "{stem}"
+            );
+            assert_eq!((l.pos_margin, l.neg_margin), (0.9, 0.6), "{stem}: calibration");
+            let o = adam(&cfg.optim);
+            assert_eq!(cfg.optim.kind(), "adamw", "{stem}: optimiser");
+            assert_eq!((o.lr, o.weight_decay), (1e-5, 5e-4), "{stem}: lr, weight decay");
+            assert_eq!(step(&cfg.schedule), (25, 0.3), "{stem}: schedule");
+            assert_eq!(
+                cfg.sampler,
+                SamplerConfig::SuperPairs(SuperPairsConfig { batches_per_pair: 10 }),
+                "{stem}"
+            );
+            assert_eq!(
+                (cfg.train.batch_size, cfg.train.seed, cfg.run.epochs),
+                (128, 333, 75),
+                "{stem}"
+            );
+        }
+        "rsk" => {
+            let LossConfig::RecallKSurrogate(l) = &cfg.loss else {
+                panic!("{stem}: loss")
+            };
+            assert_eq!(l.k, [1, 2, 4, 8, 16], "{stem}: k");
+            assert_eq!(l.temperature, 0.01, "{stem}: temperature");
+            let o = adam(&cfg.optim);
+            assert_eq!(cfg.optim.kind(), "adamw", "{stem}: optimiser");
+            assert_eq!((o.lr, o.weight_decay), (5e-5, 4e-4), "{stem}: lr, weight decay");
+            assert_eq!(step(&cfg.schedule), (25, 0.3), "{stem}: schedule");
+            assert_eq!(
+                cfg.sampler,
+                SamplerConfig::MPerClass(MPerClassConfig { m: 4 }),
+                "{stem}"
+            );
+            assert_eq!(
+                (cfg.train.batch_size, cfg.train.seed, cfg.run.epochs),
+                (4000, 1, 55),
+                "{stem}"
+            );
+        }
+        other => panic!("{stem}: no sourced settings for recipe `{other}`"),
     }
 }

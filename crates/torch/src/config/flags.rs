@@ -153,7 +153,7 @@ pub const FLAGS: &[Flag] = &[
         "weights",
         "run.weights",
         "FILE",
-        "[run] weights: pretrained backbone (torchvision names; .safetensors or .pth)",
+        "[run] weights: pretrained backbone (torchvision/timm/pretrainedmodels names; .safetensors or .pth)",
         MODEL,
     ),
     switch(

@@ -59,7 +59,9 @@ pub use augment::{AugmentConfig, CropConfig, Preset};
 pub use embedrank_data::dataset::DatasetKind;
 pub use error::ConfigError;
 pub use flags::{Flag, FlagValue, FLAGS};
-pub use model::{Backbone, GoogLeNetConfig, ModelConfig, ResNetConfig, SmallCnnConfig, VitConfig, VitPool};
+pub use model::{
+    Backbone, BnInceptionConfig, GoogLeNetConfig, ModelConfig, ResNetConfig, SmallCnnConfig, VitConfig, VitPool,
+};
 pub use optim::{AdamConfig, OptimConfig, SgdConfig};
 pub use schedule::{ConstantConfig, CosineConfig, ScheduleConfig, StepConfig};
 pub use sections::{DataAccess, DataConfig, LoopConfig, RunConfig};
@@ -269,16 +271,18 @@ impl TrainConfig {
                 ),
             );
         }
-        let least = self.model.backbone.min_image_size();
-        if self.data.image_size < least {
-            return bad(
-                "data.image_size",
-                format!(
-                    "model.arch = \"{}\" needs images of at least {least} px, got {}",
-                    self.model.backbone.name(),
-                    self.data.image_size
-                ),
-            );
+        if let Some(message) = self.model.backbone.image_side_error(self.data.image_size) {
+            return bad("data.image_size", message);
+        }
+        // Fashion-MNIST's images keep their 28 px whatever data.image_size says.
+        let fashion_side = embedrank_data::fashion_mnist::SIDE as u32;
+        if self.data.dataset == DatasetKind::FashionMnist {
+            if let Some(message) = self.model.backbone.image_side_error(fashion_side) {
+                return bad(
+                    "model.arch",
+                    format!("{message} (Fashion-MNIST's images are {fashion_side} px)"),
+                );
+            }
         }
         if self.run.chunk == 1 && !self.model.frozen_bn {
             return bad(

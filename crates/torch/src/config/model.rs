@@ -38,6 +38,22 @@ impl Default for GoogLeNetConfig {
     }
 }
 
+/// BN-Inception's settings (pretrainedmodels' `bninception`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BnInceptionConfig {
+    /// Map ImageNet-normalised RGB input to the BGR, 0–255, mean-[104, 117, 128] input the
+    /// converted Caffe weights (`bn_inception-52deb4733.pth`) expect (default true; see
+    /// `net::BnInception`).
+    pub transform_input: bool,
+}
+
+impl Default for BnInceptionConfig {
+    fn default() -> Self {
+        Self { transform_input: true }
+    }
+}
+
 /// How a Vision Transformer turns its final tokens into one feature vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -70,6 +86,8 @@ pub enum Backbone {
     Resnet50(ResNetConfig),
     /// torchvision's GoogLeNet (Inception v1) without the auxiliary heads and `fc` (1024 features).
     Googlenet(GoogLeNetConfig),
+    /// pretrainedmodels' BN-Inception without `last_linear`, globally average-pooled (1024 features).
+    BnInception(BnInceptionConfig),
     /// timm's `vit_small_patch16_224` without `head` (384 features).
     VitS16(VitConfig),
     /// timm's `vit_base_patch16_224` without `head` (768 features).
@@ -92,6 +110,7 @@ impl Backbone {
             Self::Resnet18(_) => "resnet18",
             Self::Resnet50(_) => "resnet50",
             Self::Googlenet(_) => "googlenet",
+            Self::BnInception(_) => "bn-inception",
             Self::VitS16(_) => "vit-s16",
             Self::VitB16(_) => "vit-b16",
             Self::DeitS16(_) => "deit-s16",
@@ -105,6 +124,26 @@ impl Backbone {
             _ => 8,
         }
     }
+
+    /// Why it cannot take `side`-px square images, if it cannot: below [`min_image_size`](Self::min_image_size),
+    /// or a side on which BN-Inception's stride-2 blocks do not line up
+    /// ([`crate::net::BnInception::accepts_side`]).
+    pub fn image_side_error(&self, side: u32) -> Option<String> {
+        let least = self.min_image_size();
+        if side < least {
+            return Some(format!(
+                "model.arch = \"{}\" needs images of at least {least} px, got {side}",
+                self.name()
+            ));
+        }
+        if matches!(self, Self::BnInception(_)) && !crate::net::BnInception::accepts_side(side) {
+            return Some(format!(
+                "model.arch = \"bn-inception\" cannot take {side}-px images: its stride-2 blocks need a side \
+                 whose map after the stem is a multiple of 4 px (e.g. 224, 227, 256, 64 or 32)"
+            ));
+        }
+        None
+    }
 }
 
 impl Tagged for Backbone {
@@ -115,6 +154,7 @@ impl Tagged for Backbone {
         "resnet18",
         "resnet50",
         "googlenet",
+        "bn-inception",
         "vit-s16",
         "vit-b16",
         "deit-s16",
@@ -126,6 +166,7 @@ impl Tagged for Backbone {
             "resnet18" => Some(Self::Resnet18(ResNetConfig::default())),
             "resnet50" => Some(Self::Resnet50(ResNetConfig::default())),
             "googlenet" => Some(Self::Googlenet(GoogLeNetConfig::default())),
+            "bn-inception" => Some(Self::BnInception(BnInceptionConfig::default())),
             "vit-s16" => Some(Self::VitS16(VitConfig::default())),
             "vit-b16" => Some(Self::VitB16(VitConfig::default())),
             "deit-s16" => Some(Self::DeitS16(VitConfig::default())),
@@ -138,6 +179,7 @@ impl Tagged for Backbone {
             "resnet18" => Self::Resnet18(settings::deserialize("model", tree)?),
             "resnet50" => Self::Resnet50(settings::deserialize("model", tree)?),
             "googlenet" => Self::Googlenet(settings::deserialize("model", tree)?),
+            "bn-inception" => Self::BnInception(settings::deserialize("model", tree)?),
             "vit-s16" => Self::VitS16(settings::deserialize("model", tree)?),
             "vit-b16" => Self::VitB16(settings::deserialize("model", tree)?),
             "deit-s16" => Self::DeitS16(settings::deserialize("model", tree)?),

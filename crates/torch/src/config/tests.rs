@@ -70,6 +70,25 @@ fn validation_names_the_key() {
     assert!(err.contains("data.image_size") && err.contains("vit-s16"), "{err}");
     let cfg = TrainConfig::from_toml("[model]\narch = \"vit-s16\"\n[data]\nimage_size = 16\n").unwrap();
     cfg.validate().unwrap();
+    let bn = |data: &str| TrainConfig::from_toml(&format!("[model]\narch = \"bn-inception\"\n[data]\n{data}")).unwrap();
+    for side in [224, 227, 64] {
+        bn(&format!("dataset = \"sop\"\nimage_size = {side}\n"))
+            .validate()
+            .unwrap();
+    }
+    let err = bn("dataset = \"sop\"\nimage_size = 200\n")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.image_size") && err.contains("200-px") && err.contains("bn-inception"),
+        "{err}"
+    );
+    let err = bn("image_size = 224\n").validate().unwrap_err().to_string();
+    assert!(
+        err.contains("model.arch") && err.contains("28-px") && err.contains("Fashion-MNIST"),
+        "{err}"
+    );
     let cfg = TrainConfig::from_toml("[optim]\nbackbone_lr_mult = 0.0\n").unwrap();
     assert!(cfg
         .validate()

@@ -1,4 +1,5 @@
-//! A convolution followed by batch-norm, the unit of the CNN backbones (ResNet, GoogLeNet).
+//! A convolution followed by batch-norm, the unit of the CNN backbones (ResNet, GoogLeNet,
+//! BN-Inception), and their ceil-mode max-pool.
 
 use tch::nn;
 use tch::Tensor;
@@ -16,13 +17,16 @@ pub struct ConvBnSpec {
     pub stride: i64,
     /// Zero padding on each side.
     pub padding: i64,
+    /// Whether the conv has a bias (`conv_vs.bias`, zero at start).
+    pub bias: bool,
     /// Batch-norm epsilon.
     pub eps: f64,
     /// Initialisation of the conv weight.
     pub init: nn::Init,
 }
 
-/// A bias-free convolution followed by batch-norm (momentum 0.1, weight 1, bias 0).
+/// A convolution (bias-free unless [`ConvBnSpec::bias`]) followed by batch-norm (momentum 0.1,
+/// weight 1, bias 0).
 #[derive(Debug)]
 pub struct ConvBn {
     conv: nn::Conv2D,
@@ -30,12 +34,12 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
-    /// The conv's weight is `conv_vs.weight`, the batch-norm's variables are under `bn_vs`.
+    /// The conv's weight (and bias) is `conv_vs.weight` (`conv_vs.bias`), the batch-norm's variables are under `bn_vs`.
     pub fn new(conv_vs: nn::Path, bn_vs: nn::Path, spec: ConvBnSpec) -> Self {
         let conv_cfg = nn::ConvConfig {
             stride: spec.stride,
             padding: spec.padding,
-            bias: false,
+            bias: spec.bias,
             ws_init: spec.init,
             ..Default::default()
         };
@@ -56,4 +60,9 @@ impl ConvBn {
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         xs.apply(&self.conv).apply_t(&self.bn, train)
     }
+}
+
+/// Max-pool `k×k` with `stride` and `padding`, rounding up (PyTorch's `ceil_mode=True`).
+pub fn max_pool(xs: &Tensor, k: i64, stride: i64, padding: i64) -> Tensor {
+    xs.max_pool2d([k, k], [stride, stride], [padding, padding], [1, 1], true)
 }

@@ -19,7 +19,7 @@ use tch::{Kind, Tensor};
 
 use embedrank_data::image::{IMAGENET_MEAN, IMAGENET_STD};
 
-use super::conv_bn::{ConvBn, ConvBnSpec};
+use super::conv_bn::{max_pool, ConvBn, ConvBnSpec};
 
 /// Output channels of an Inception block: 1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool proj.
 type Widths = [i64; 6];
@@ -36,6 +36,7 @@ impl BasicConv {
             k,
             stride,
             padding: k / 2,
+            bias: false,
             eps: 1e-3,
             init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
         };
@@ -45,11 +46,6 @@ impl BasicConv {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.0.forward_t(xs, train).relu()
     }
-}
-
-/// Max-pool `k×k` with `stride`, rounding up (torchvision's `ceil_mode=True`).
-fn max_pool(xs: &Tensor, k: i64, stride: i64, padding: i64) -> Tensor {
-    xs.max_pool2d([k, k], [stride, stride], [padding, padding], [1, 1], true)
 }
 
 /// An Inception block: four branches concatenated along the channels.

@@ -1,4 +1,4 @@
-//! Loading torchvision- or timm-named weights (read by [`embedrank_data::weights`]) into a var store.
+//! Loading torchvision-, timm- or pretrainedmodels-named weights (read by [`embedrank_data::weights`]) into a var store.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -14,14 +14,14 @@ const MISSING_SHOWN: usize = 5;
 pub struct LoadReport {
     /// Number of variables filled from the file.
     pub loaded: usize,
-    /// Names of the file's tensors left out on purpose (classifiers: `fc.*`, `aux1.*`, `aux2.*`, timm's `head.*`;
+    /// Names of the file's tensors left out on purpose (classifiers: `fc.*`, `aux1.*`, `aux2.*`, timm's `head.*`, `last_linear.*`;
     /// `*.num_batches_tracked`), file order.
     pub skipped: Vec<String>,
 }
 
 /// Prefixes of the classifiers the embedding head replaces: torchvision's `fc` (and GoogLeNet's
-/// auxiliary `aux1`, `aux2`), timm's `head`.
-const CLASSIFIERS: [&str; 4] = ["fc.", "aux1.", "aux2.", "head."];
+/// auxiliary `aux1`, `aux2`), timm's `head`, pretrainedmodels' `last_linear` (BN-Inception).
+const CLASSIFIERS: [&str; 5] = ["fc.", "aux1.", "aux2.", "head.", "last_linear."];
 
 /// Whether a file tensor is ignored: a classifier ([`CLASSIFIERS`]) and batch-norm's step counters.
 fn is_skipped(name: &str) -> bool {
@@ -79,7 +79,7 @@ pub enum LoadError {
 
 /// Copies the `tensors` (torchvision's or timm's state-dict names) into `vs`'s variables named `prefix + name`.
 ///
-/// Classifiers (`fc.*`, `aux1.*`, `aux2.*`, `head.*`) and `*.num_batches_tracked` are skipped (and listed in the report). Every other tensor
+/// Classifiers (`fc.*`, `aux1.*`, `aux2.*`, `head.*`, `last_linear.*`) and `*.num_batches_tracked` are skipped (and listed in the report). Every other tensor
 /// must match a variable's name and shape and be floating-point, and every variable under `prefix`
 /// must get a tensor; otherwise nothing is copied and the error names the offending tensors. The
 /// copy (`copy_`, without gradient) keeps each variable's device, dtype and memory layout.

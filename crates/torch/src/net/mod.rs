@@ -3,6 +3,7 @@
 //! Parameters live in a [`tch::nn::VarStore`] under `backbone.*` and `head.*`, which is how the
 //! optimiser tells the new head (with its learning-rate multiplier) from the backbone.
 
+mod bn_inception;
 mod conv_bn;
 mod googlenet;
 mod head;
@@ -12,6 +13,7 @@ mod resnet;
 mod small_cnn;
 mod vit;
 
+pub use bn_inception::{BnInception, CAFFE_BGR_MEAN};
 pub use googlenet::GoogLeNet;
 pub use head::EmbeddingHead;
 pub use load::{load_pretrained, LoadError, LoadReport};
@@ -36,6 +38,7 @@ enum Backbone {
     Small(SmallCnn),
     ResNet(Box<ResNet>),
     GoogLeNet(Box<GoogLeNet>),
+    BnInception(Box<BnInception>),
     Vit(Box<VisionTransformer>),
 }
 
@@ -45,6 +48,7 @@ impl Backbone {
             Backbone::Small(b) => b.out_features(),
             Backbone::ResNet(b) => b.out_features(),
             Backbone::GoogLeNet(b) => b.out_features(),
+            Backbone::BnInception(b) => b.out_features(),
             Backbone::Vit(b) => b.out_features(),
         }
     }
@@ -54,6 +58,7 @@ impl Backbone {
             Backbone::Small(b) => b.forward_t(xs, train),
             Backbone::ResNet(b) => b.forward_t(xs, train),
             Backbone::GoogLeNet(b) => b.forward_t(xs, train),
+            Backbone::BnInception(b) => b.forward_t(xs, train),
             Backbone::Vit(b) => b.forward_t(xs, train),
         }
     }
@@ -76,11 +81,12 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// Whether a var-store name is a batch-norm variable (`…bn….*` or ResNet's `…downsample.1.*`).
+/// Whether a var-store name is a batch-norm variable (`…bn….*`, BN-Inception's `…_bn.*` or
+/// ResNet's `…downsample.1.*`).
 pub fn is_batch_norm(name: &str) -> bool {
     let module = name.rsplit_once('.').map_or("", |(m, _)| m);
     let last = module.rsplit('.').next().unwrap_or("");
-    last.starts_with("bn") || module.ends_with("downsample.1")
+    last.starts_with("bn") || last.ends_with("_bn") || module.ends_with("downsample.1")
 }
 
 /// A timm Vision Transformer of `size` under `path`.
@@ -100,6 +106,9 @@ impl EmbeddingNet {
             Arch::Resnet18(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R18))),
             Arch::Resnet50(_) => Backbone::ResNet(Box::new(ResNet::new(&path, ResNetDepth::R50))),
             Arch::Googlenet(c) => Backbone::GoogLeNet(Box::new(GoogLeNet::new(&path, channels, c.transform_input))),
+            Arch::BnInception(c) => {
+                Backbone::BnInception(Box::new(BnInception::new(&path, channels, c.transform_input)))
+            }
             Arch::VitS16(c) | Arch::DeitS16(c) => vit(&path, VitSize::Small, c, channels),
             Arch::VitB16(c) => vit(&path, VitSize::Base, c, channels),
         };

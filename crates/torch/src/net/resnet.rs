@@ -55,6 +55,7 @@ fn conv_bn(conv_vs: nn::Path, bn_vs: nn::Path, c_in: i64, c_out: i64, k: i64, st
         k,
         stride,
         padding: k / 2,
+        bias: false,
         eps: 1e-5,
         init: nn::Init::Randn { mean: 0.0, stdev: std },
     };
