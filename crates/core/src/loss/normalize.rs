@@ -49,7 +49,7 @@ pub fn normalize_rows<T: Real>(emb: &[T], dim: usize) -> (Vec<T>, Vec<T>) {
 
 /// `Σ a_i·b_i` in f64, over eight independent partial sums (one serial chain of 512 additions
 /// per row cost more than the whole loss's binning at N = 256).
-fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));

@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use super::normalize::dot;
 use crate::linalg;
 use crate::real::Real;
 
@@ -29,12 +30,7 @@ impl<T: Real> UnitRows<T> {
         let norms = unit
             .par_chunks_mut(dim)
             .map(|row| {
-                let norm = row
-                    .iter()
-                    .map(|v| v.to_f64() * v.to_f64())
-                    .sum::<f64>()
-                    .sqrt()
-                    .max(NORM_EPS);
+                let norm = dot(row, row).sqrt().max(NORM_EPS);
                 row.iter_mut().for_each(|v| *v = T::from_f64(v.to_f64() / norm));
                 norm
             })
@@ -63,11 +59,7 @@ impl<T: Real> UnitRows<T> {
             .zip(&self.norms)
             .for_each(|((gp, u), &norm)| {
                 // At the clamp (‖p‖ < ε) the norm is a constant: no projection.
-                let radial = if norm > NORM_EPS {
-                    gp.iter().zip(u).map(|(a, b)| a.to_f64() * b.to_f64()).sum::<f64>()
-                } else {
-                    0.0
-                };
+                let radial = if norm > NORM_EPS { dot(gp, u) } else { 0.0 };
                 for (a, b) in gp.iter_mut().zip(u) {
                     *a = T::from_f64((a.to_f64() - radial * b.to_f64()) / norm);
                 }
