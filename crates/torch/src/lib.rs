@@ -11,6 +11,7 @@
 //! - [`dataset`]: the splits of a run as batches of tensors (in memory, or files through the loader);
 //! - [`step`]: one batch's forward and backward, whole or chunked;
 //! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back;
+//! - [`distributed`]: data-parallel collectives over libtorch's c10d (Gloo), torchrun's variables;
 //! - [`knn_device`]: the exact kNN of evaluation as chunked matrix products + `topk` on a device (GPU).
 //!
 //! Sibling crates: `embedrank-core` (losses, samplers, metrics), `embedrank-data` (file formats),
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cuda;
 pub mod dataset;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod export;
