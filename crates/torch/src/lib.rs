@@ -49,4 +49,4 @@ pub use observer::{Observer, RunInfo, Silent};
 pub use record::{EpochRecord, RunResults};
 /// The `tch` crate this library is built on (for its `Device` and thread settings).
 pub use tch;
-pub use train::{train, RunOptions, RunSummary};
+pub use train::{train, train_distributed, RunOptions, RunSummary};

@@ -6,6 +6,8 @@
 //! - [`backend`]: which c10d process group carries the collectives (Gloo on CPU, NCCL on CUDA);
 //! - [`group`]: [`ProcessGroup`], one process's membership (rendezvous over a `TCPStore`; rank 0
 //!   serves it) with `allreduce_sum`, `allgather`, `broadcast` and `barrier`;
+//! - [`step`]: the exact global-batch step (each rank's slice, all-gathered embeddings, summed
+//!   gradients) and the broadcasts from rank 0;
 //! - [`error`]: [`DistError`], every way joining or a collective fails.
 //!
 //! Every collective waits at most the group's timeout: a dead peer is an error naming the failed
@@ -16,6 +18,7 @@ pub mod env;
 pub mod error;
 mod ffi;
 pub mod group;
+pub mod step;
 
 pub use backend::Backend;
 pub use env::{init_from_env, DistEnv};
