@@ -1,7 +1,8 @@
 //! The c10d engine between real processes over loopback: this test binary starts copies of itself
 //! as workers (the `worker` test below, given torchrun's variables and a scenario), exactly as
 //! torchrun would start them. Checked: allreduce, allgather and broadcast against the values every
-//! rank computes for itself; a peer killed with SIGKILL, or stopped (SIGSTOP), makes the survivor's
+//! rank computes for itself; one step's summed gradients against one process with chunks (1e-5);
+//! a peer killed with SIGKILL, or stopped (SIGSTOP), makes the survivor's
 //! collective fail within the timeout, naming it; a rank alone cannot join.
 
 // A worker's results reach the test that started it on stdout (`RESULT …`, `READY`).
@@ -12,11 +13,24 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use embedrank_torch::distributed::{init_from_env, Backend, DistError};
-use embedrank_torch::tch::{Device, Kind, Tensor};
+use embedrank_core::{FastAp, LossConfig, ProxyAnchor};
+use embedrank_torch::config::{Backbone, ModelConfig};
+use embedrank_torch::distributed::step::{allreduce_gradients, forward_backward_global, rank_slice};
+use embedrank_torch::distributed::{init_from_env, Backend, DistError, ProcessGroup};
+use embedrank_torch::loss::TrainLoss;
+use embedrank_torch::net::EmbeddingNet;
+use embedrank_torch::step::{forward_backward, StepOptions};
+use embedrank_torch::tch::nn::VarStore;
+use embedrank_torch::tch::{self, Device, Kind, Tensor};
 
 /// The scenario a worker runs (unset: the `worker` test is a no-op in a normal run).
 const SCENARIO: &str = "EMBEDRANK_TEST_DIST_SCENARIO";
+/// Where the `gradient` scenario saves each rank's gradients.
+const OUT: &str = "EMBEDRANK_TEST_DIST_OUT";
+/// The loss of the `gradient` scenario (`fastap`, `proxy-anchor`).
+const LOSS: &str = "EMBEDRANK_TEST_DIST_LOSS";
+/// The global batch of the `gradient` scenario.
+const BATCH: i64 = 12;
 /// The group's timeout in the worker, in milliseconds.
 const TIMEOUT_MS: &str = "EMBEDRANK_TEST_DIST_TIMEOUT_MS";
 
@@ -25,7 +39,12 @@ fn free_port() -> u16 {
 }
 
 fn spawn(scenario: &str, rank: usize, world: usize, port: u16, timeout_ms: u64) -> Child {
+    spawn_with(scenario, rank, world, port, timeout_ms, &[])
+}
+
+fn spawn_with(scenario: &str, rank: usize, world: usize, port: u16, timeout_ms: u64, env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().unwrap())
+        .envs(env.iter().copied())
         .args(["--exact", "worker", "--nocapture"])
         .env(SCENARIO, scenario)
         .env(TIMEOUT_MS, timeout_ms.to_string())
@@ -186,6 +205,13 @@ fn worker() {
                 std::error::Error::source(&err).unwrap()
             );
         }
+        "gradient" => {
+            let loss = std::env::var(LOSS).unwrap();
+            let grads = gradients(&loss, Some(&mut group), 0);
+            let path = std::path::PathBuf::from(std::env::var(OUT).unwrap()).join(format!("rank{rank}.ot"));
+            Tensor::save_multi(&grads.iter().map(|(n, t)| (n.as_str(), t)).collect::<Vec<_>>(), &path).unwrap();
+            println!("RESULT ok rank {rank}");
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -267,4 +293,114 @@ fn a_rank_alone_cannot_join_and_says_so_within_the_timeout() {
         "{message}"
     );
     assert!((1.5..12.0).contains(&secs), "{secs} s: {message}");
+}
+
+/// The gradients of every trainable variable after one step on the seeded batch of [`BATCH`]
+/// images: this rank's slice of it in `group` (summed over the ranks), or the whole batch in
+/// chunks of `chunk` in one process. Batch-norm in training mode (per-chunk statistics).
+fn gradients(loss: &str, group: Option<&mut ProcessGroup>, chunk: usize) -> Vec<(String, Tensor)> {
+    // libtorch's generator is global: one seeded computation at a time in this process.
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(5);
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = ModelConfig {
+        backbone: Backbone::SmallCnn(Default::default()),
+        dim: 16,
+        channels_last: false,
+        frozen_bn: false,
+    };
+    let net = EmbeddingNet::new(&vs, &cfg, 3);
+    tch::manual_seed(9);
+    let x = Tensor::randn([BATCH, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let labels: Vec<i64> = (0..BATCH).map(|i| i % 4).collect();
+    let loss_cfg = match loss {
+        "fastap" => LossConfig::Fastap(FastAp { bins: 10 }),
+        _ => LossConfig::ProxyAnchor(ProxyAnchor::default()),
+    };
+    let loss = TrainLoss::new(&loss_cfg, &vs, 16, &labels).unwrap();
+    match group {
+        None => {
+            forward_backward(
+                &net,
+                &x,
+                &labels,
+                &loss,
+                StepOptions {
+                    chunk,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        Some(g) => {
+            let mine = rank_slice(BATCH as usize, g.rank(), g.world_size());
+            let (s, n) = (mine.start as i64, mine.len() as i64);
+            let out = forward_backward_global(
+                &net,
+                &x.narrow(0, s, n),
+                &labels[mine],
+                &loss,
+                StepOptions::default(),
+                g,
+            );
+            out.unwrap().unwrap().unwrap();
+            allreduce_gradients(&vs, g).unwrap();
+        }
+    }
+    let mut grads: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .map(|(n, t)| (n, t.grad().copy()))
+        .collect();
+    grads.sort_by(|a, b| a.0.cmp(&b.0));
+    grads
+}
+
+/// Two ranks' summed gradients equal one process's with chunks of half the batch, to 1e-5, and
+/// differ from the whole batch at once (batch-norm statistics per chunk): the check can fail.
+fn check_gradients(loss: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().to_str().unwrap();
+    let workers: Vec<Child> = (0..2)
+        .map(|rank| spawn_with("gradient", rank, 2, port, 20_000, &[(OUT, out), (LOSS, loss)]))
+        .collect();
+    for (rank, w) in workers.into_iter().enumerate() {
+        let (ok, text) = finish(w, Duration::from_secs(30), &format!("rank {rank}"));
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    let chunked = gradients(loss, None, BATCH as usize / 2);
+    let whole = gradients(loss, None, 0);
+    let mut whole_differs = 0.0f64;
+    for rank in 0..2 {
+        let got = Tensor::load_multi(dir.path().join(format!("rank{rank}.ot"))).unwrap();
+        assert_eq!(got.len(), chunked.len());
+        for ((name, g), (_, want)) in got.iter().zip(&chunked) {
+            let scale = want.abs().max().double_value(&[]).max(1e-3);
+            let d = (g - want).abs().max().double_value(&[]);
+            assert!(
+                d <= 1e-5 * scale,
+                "{loss}: rank {rank}, {name}: max |difference| {d} (scale {scale})"
+            );
+        }
+    }
+    for ((_, w), (_, c)) in whole.iter().zip(&chunked) {
+        whole_differs = whole_differs.max((w - c).abs().max().double_value(&[]));
+    }
+    assert!(
+        whole_differs > 1e-4,
+        "{loss}: the whole batch gives the chunks' gradient too ({whole_differs})"
+    );
+}
+
+#[test]
+fn two_ranks_give_the_gradient_of_one_process_with_chunks_fastap() {
+    check_gradients("fastap");
+}
+
+#[test]
+fn two_ranks_give_the_gradient_of_one_process_with_chunks_proxy_anchor() {
+    check_gradients("proxy-anchor");
 }
