@@ -1,7 +1,8 @@
 //! Data-parallel `embedrank train` with real processes over loopback (Gloo): 2 workers with the
 //! global batch 2×B give the per-step losses and weights of one process with `--chunk B` (the same
 //! per-chunk batch-norm statistics), whether started by `--nproc-per-node 2` or by hand with
-//! torchrun's variables (the multi-node path), with a loss's own parameters too; a worker killed with SIGKILL stops the other with
+//! torchrun's variables (the multi-node path), with a loss's own parameters too, and with
+//! augmented image files; a worker killed with SIGKILL stops the other with
 //! an error naming the failure, within the timeout, and the last checkpoint stays good.
 
 use std::net::TcpListener;
@@ -14,6 +15,8 @@ use fashion::{dataset, small_flags};
 
 #[path = "common/fashion.rs"]
 mod fashion;
+#[path = "common/replicas.rs"]
+mod replicas;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_embedrank"));
@@ -55,7 +58,7 @@ fn step_losses(out: &Path) -> Vec<f64> {
 
 fn assert_same_run(one: &Path, two: &Path, steps: usize) {
     let (a, b) = (step_losses(one), step_losses(two));
-    assert_eq!(a.len(), steps, "epochs of 10 steps");
+    assert_eq!(a.len(), steps);
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-6), "step {}: {x} vs {y}", i + 1);
@@ -212,4 +215,54 @@ fn the_launcher_names_a_failing_worker() {
         err.contains("error: worker rank ") && err.contains(" of 2 failed"),
         "{err}"
     );
+}
+
+#[test]
+fn augmented_image_files_are_augmented_as_in_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = replicas::csv(&tmp.path().join("csv"));
+    let run = |out: &Path, extra: &[&str]| {
+        let o = bin()
+            .args([
+                "train",
+                "--dataset",
+                "csv",
+                "--data",
+                csv.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "--arch",
+                "small-cnn",
+                "--dim",
+                "8",
+                "--image-size",
+                "32",
+                "--resize",
+                "36",
+            ])
+            .args([
+                "--batch-size",
+                "12",
+                "--m",
+                "3",
+                "--epochs",
+                "3",
+                "--workers",
+                "1",
+                "--threads",
+                "1",
+            ])
+            .args(["--set", "augment.preset=imagenet"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    run(&one, &["--chunk", "6"]);
+    run(&two, &["--nproc-per-node", "2"]);
+    // Each image's crop and flip come from its slot in the whole batch, not in the worker's share.
+    assert_same_run(&one, &two, 6);
 }

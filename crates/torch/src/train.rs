@@ -292,14 +292,17 @@ fn run_epoch(
     };
     let mut clock = PhaseClock::from_env(feed.device());
     let global_sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-    let batches = match group.as_deref() {
+    let batches: Vec<(usize, Vec<usize>)> = match group.as_deref() {
         Some(g) => batches
             .into_iter()
-            .map(|b| b[rank_slice(b.len(), g.rank(), g.world_size())].to_vec())
+            .map(|b| {
+                let mine = rank_slice(b.len(), g.rank(), g.world_size());
+                (mine.start, b[mine].to_vec())
+            })
             .collect(),
-        None => batches,
+        None => batches.into_iter().map(|b| (0, b)).collect(),
     };
-    for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
+    for (i, batch) in feed.epoch_slices(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
         mark(&mut clock, Phase::Gather);
         let step = first_step + i;
