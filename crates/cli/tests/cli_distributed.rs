@@ -2,7 +2,7 @@
 //! global batch 2×B give the per-step losses and weights of one process with `--chunk B` (the same
 //! per-chunk batch-norm statistics), whether started by `--nproc-per-node 2` or by hand with
 //! torchrun's variables (the multi-node path), with a loss's own parameters too, and with
-//! augmented image files; a worker killed with SIGKILL stops the other with
+//! augmented image files, whose sharded evaluation equals one process's; a worker killed with SIGKILL stops the other with
 //! an error naming the failure, within the timeout, and the last checkpoint stays good.
 
 use std::net::TcpListener;
@@ -265,4 +265,33 @@ fn augmented_image_files_are_augmented_as_in_one_process() {
     run(&two, &["--nproc-per-node", "2"]);
     // Each image's crop and flip come from its slot in the whole batch, not in the worker's share.
     assert_same_run(&one, &two, 6);
+
+    // The sharded evaluation (each worker embeds half, rank 0 scores) equals `eval --checkpoint`
+    // of the saved run in one process.
+    let json = tmp.path().join("eval.json");
+    let o = bin()
+        .args([
+            "eval",
+            "--checkpoint",
+            two.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let alone = read(&json);
+    let alone = alone["protocols"].as_object().unwrap().values().next().unwrap().clone();
+    let sharded = read(&two.join("results.json"))["retrieval"].clone();
+    for key in ["precision_at_1", "r_precision", "mean_average_precision_at_r"] {
+        let (a, b) = (alone[key].as_f64().unwrap(), sharded[key].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-6, "{key}: eval --checkpoint {a}, sharded {b}");
+    }
+    assert!(
+        alone["mean_average_precision_at_r"].as_f64().unwrap() < 1.0,
+        "retrieval is imperfect here"
+    );
 }

@@ -13,8 +13,9 @@ use crate::checkpoint::{self, CheckpointState};
 use crate::config::TrainConfig;
 use crate::dataset::{self, Feed, Mode, SplitData};
 use crate::device::{parse_device, set_threads};
+use crate::distributed::evaluate::protocol_retrieval_sharded;
 use crate::distributed::step::{
-    allreduce_gradients, broadcast_tensors, broadcast_variables, forward_backward_global, rank_slice,
+    allreduce_gradients, broadcast_buffers, broadcast_variables, forward_backward_global, rank_slice,
 };
 use crate::distributed::ProcessGroup;
 use crate::error::TrainError;
@@ -57,8 +58,9 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
 
 /// [`train`] as one rank of `group` (data-parallel): `train.batch_size` stays the global batch,
 /// each rank embeds its slice of it ([`crate::distributed::step`]); parameters are broadcast from
-/// rank 0 at the start, batch-norm statistics before each step; rank 0 alone evaluates and writes
-/// the run directory (checkpoints, metrics, plots, results).
+/// rank 0 at the start, batch-norm statistics before each step and evaluation; evaluation is
+/// sharded (rank 0 scores); rank 0 alone writes the run directory (checkpoints, metrics, plots,
+/// results).
 pub fn train_distributed(
     cfg: &TrainConfig,
     opts: RunOptions,
@@ -198,15 +200,18 @@ fn run(
             obs,
             group.as_deref_mut(),
         )?;
-        let eval_due =
-            writer && (epoch == cfg.run.epochs || (cfg.run.eval_every > 0 && epoch % cfg.run.eval_every == 0));
+        let eval_due = epoch == cfg.run.epochs || (cfg.run.eval_every > 0 && epoch % cfg.run.eval_every == 0);
         let mut eval_error = None;
         if eval_due {
             obs.evaluating(epoch);
             let t0 = Instant::now();
             let batch = cfg.run.eval_batch_size;
-            match evaluate::protocol_retrieval(&net, &data, &protocol, &access, batch, device, obs) {
-                Ok(r) => record.retrieval = Some(r),
+            let scores = match group.as_deref_mut() {
+                None => evaluate::protocol_retrieval(&net, &data, &protocol, &access, batch, device, obs).map(Some),
+                Some(g) => protocol_retrieval_sharded((&vs, &net), &data, &protocol, &access, batch, device, obs, g),
+            };
+            match scores {
+                Ok(r) => record.retrieval = r,
                 Err(e) => eval_error = Some(e),
             }
             record.eval_seconds = t0.elapsed().as_secs_f64();
@@ -332,7 +337,7 @@ fn run_epoch(
                 forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(loss_error)?
             }
             Some(g) => {
-                broadcast_tensors(net.buffers(), g)?;
+                broadcast_buffers(vs, g)?;
                 let Some(out) = forward_backward_global(net, &batch.images, &labels, loss, step_opts, g)? else {
                     continue;
                 };

@@ -8,6 +8,7 @@
 //!   serves it) with `allreduce_sum`, `allgather`, `broadcast` and `barrier`;
 //! - [`step`]: the exact global-batch step (each rank's slice, all-gathered embeddings, summed
 //!   gradients) and the broadcasts from rank 0;
+//! - [`evaluate`]: sharded evaluation (each rank embeds its part, rank 0 scores);
 //! - [`error`]: [`DistError`], every way joining or a collective fails.
 //!
 //! Every collective waits at most the group's timeout: a dead peer is an error naming the failed
@@ -16,6 +17,7 @@
 pub mod backend;
 pub mod env;
 pub mod error;
+pub mod evaluate;
 mod ffi;
 pub mod group;
 pub mod step;

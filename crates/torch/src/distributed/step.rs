@@ -92,7 +92,7 @@ pub fn forward_backward_global(
 
 /// Every rank's rows of `t` (`counts[q]` rows on rank q), concatenated in rank order; ranks with
 /// fewer rows are padded for the gather and the padding dropped.
-fn gather_rows(group: &mut ProcessGroup, t: &Tensor, counts: &[i64]) -> Result<Tensor, DistError> {
+pub(crate) fn gather_rows(group: &mut ProcessGroup, t: &Tensor, counts: &[i64]) -> Result<Tensor, DistError> {
     let most = counts.iter().copied().max().unwrap_or(0);
     let mut shape = t.size();
     let have = shape[0];
@@ -137,9 +137,20 @@ pub fn broadcast_variables(vs: &VarStore, group: &mut ProcessGroup) -> Result<()
     broadcast_tensors(all, group)
 }
 
-/// Overwrites `tensors` with rank 0's (one bucket per dtype), e.g. the batch-norm statistics
-/// before each step (DDP's `broadcast_buffers`).
-pub fn broadcast_tensors(tensors: Vec<Tensor>, group: &mut ProcessGroup) -> Result<(), DistError> {
+/// Overwrites the variables of `vs` that are not trained (batch-norm statistics, frozen layers)
+/// with rank 0's: before each step (DDP's `broadcast_buffers`) and before evaluation.
+pub fn broadcast_buffers(vs: &VarStore, group: &mut ProcessGroup) -> Result<(), DistError> {
+    let buffers = sorted(vs)
+        .into_iter()
+        .filter(|(_, t)| !t.requires_grad())
+        .map(|(_, t)| t)
+        .collect();
+    broadcast_tensors(buffers, group)
+}
+
+/// Overwrites `tensors` with rank 0's (one bucket per dtype). Every rank must pass the same
+/// tensors in the same order (a bucket of equal total size in another order is not detected).
+fn broadcast_tensors(tensors: Vec<Tensor>, group: &mut ProcessGroup) -> Result<(), DistError> {
     for mut bucket in by_kind(tensors) {
         group.broadcast(&mut bucket, 0)?;
     }
