@@ -295,3 +295,33 @@ fn augmented_image_files_are_augmented_as_in_one_process() {
         "retrieval is imperfect here"
     );
 }
+
+#[test]
+fn more_workers_than_images_in_a_batch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 4);
+    let out = tmp.path().join("run");
+    let o = bin()
+        .args(flags(
+            &data,
+            &out,
+            1,
+            &[
+                "--set",
+                "train.batch_size=2",
+                "--set",
+                "sampler.m=1",
+                "--nproc-per-node",
+                "3",
+            ],
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("WORLD_SIZE=\"3\": more workers than images in a batch (train.batch_size = 2)"),
+        "{err}"
+    );
+}

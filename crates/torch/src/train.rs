@@ -17,7 +17,7 @@ use crate::distributed::evaluate::protocol_retrieval_sharded;
 use crate::distributed::step::{
     allreduce_gradients, broadcast_buffers, broadcast_variables, forward_backward_global, rank_slice,
 };
-use crate::distributed::ProcessGroup;
+use crate::distributed::{DistError, ProcessGroup};
 use crate::error::TrainError;
 use crate::evaluate;
 use crate::loss::TrainLoss;
@@ -77,6 +77,19 @@ fn run(
     mut group: Option<&mut ProcessGroup>,
 ) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
+    if let Some(g) = group.as_deref() {
+        if cfg.train.batch_size < g.world_size() {
+            return Err(DistError::BadVar {
+                name: "WORLD_SIZE",
+                value: g.world_size().to_string(),
+                reason: format!(
+                    "more workers than images in a batch (train.batch_size = {}): each needs at least one",
+                    cfg.train.batch_size
+                ),
+            }
+            .into());
+        }
+    }
     let dir = cfg.run.out_dir.clone();
     // Only rank 0 (or the one process) touches the run directory.
     let writer = group.as_ref().is_none_or(|g| g.rank() == 0);
