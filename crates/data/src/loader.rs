@@ -96,7 +96,8 @@ pub struct Loader {
     config: LoaderConfig,
 }
 
-type Job = (usize, Vec<usize>);
+/// A batch number, the slot of its first image in the whole batch, its indices.
+type Job = (usize, (usize, Vec<usize>));
 type Done = (usize, Result<Batch, LoaderError>);
 
 impl Loader {
@@ -120,6 +121,13 @@ impl Loader {
 
     /// Starts loading `batches` for `epoch`; the iterator yields them in order.
     pub fn epoch(&self, epoch: u64, batches: Vec<Vec<usize>>) -> Batches {
+        self.epoch_slices(epoch, batches.into_iter().map(|b| (0, b)).collect())
+    }
+
+    /// [`Loader::epoch`] for slices of batches: `(first, indices)` is the part of a batch that
+    /// starts at slot `first` (a data-parallel worker's share). Each image's augmentation is drawn
+    /// from its slot in the whole batch, so the slices together equal the whole batch.
+    pub fn epoch_slices(&self, epoch: u64, batches: Vec<(usize, Vec<usize>)>) -> Batches {
         let (job_tx, job_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Done>();
         let workers = (0..self.config.workers.max(1))
@@ -145,14 +153,21 @@ impl Loader {
 
     /// Loads one batch on the calling thread (the same result a worker would give).
     pub fn load_batch(&self, epoch: u64, number: usize, indices: &[usize]) -> Result<Batch, LoaderError> {
-        build(&self.paths, &self.config, &mut Pipeline::new(), epoch, number, indices)
+        build(
+            &self.paths,
+            &self.config,
+            &mut Pipeline::new(),
+            epoch,
+            number,
+            (0, indices),
+        )
     }
 }
 
 fn work(paths: &[PathBuf], config: &LoaderConfig, epoch: u64, jobs: &Receiver<Job>, done: &Sender<Done>) {
     let mut pipeline = Pipeline::new();
-    for (number, indices) in jobs {
-        let result = build(paths, config, &mut pipeline, epoch, number, &indices);
+    for (number, (first, indices)) in jobs {
+        let result = build(paths, config, &mut pipeline, epoch, number, (first, &indices));
         if done.send((number, result)).is_err() {
             break;
         }
@@ -165,7 +180,7 @@ fn build(
     pipeline: &mut Pipeline,
     epoch: u64,
     number: usize,
-    indices: &[usize],
+    (first, indices): (usize, &[usize]),
 ) -> Result<Batch, LoaderError> {
     let numel = config.transform.numel();
     let mut data = vec![0.0f32; indices.len() * numel];
@@ -177,7 +192,7 @@ fn build(
             index,
             len: paths.len(),
         })?;
-        let mut rng = SampleRng::for_sample(config.seed, epoch, number as u64, slot as u64);
+        let mut rng = SampleRng::for_sample(config.seed, epoch, number as u64, (first + slot) as u64);
         let at = loaded.len() * numel;
         let result = decode_file(path).and_then(|img| {
             pipeline
@@ -208,7 +223,7 @@ fn build(
 
 /// The batches of one epoch, in order (see [`Loader::epoch`]); dropping it stops the workers.
 pub struct Batches {
-    pending: std::iter::Enumerate<std::vec::IntoIter<Vec<usize>>>,
+    pending: std::iter::Enumerate<std::vec::IntoIter<(usize, Vec<usize>)>>,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     ready: BTreeMap<usize, Result<Batch, LoaderError>>,

@@ -285,6 +285,39 @@ fn loader_is_ordered_and_deterministic_whatever_the_worker_count() {
 }
 
 #[test]
+fn slices_of_batches_are_augmented_as_in_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = loader_files(dir.path(), 8);
+    let batches: Vec<Vec<usize>> = vec![vec![0, 1, 2, 3, 4, 5], vec![7, 6, 5, 4, 3, 2]];
+    let cfg = LoaderConfig {
+        workers: 2,
+        prefetch: 1,
+        seed: 7,
+        strict: true,
+        transform: Transform::Train {
+            size: 32,
+            augment: Augment::imagenet(),
+        },
+    };
+    let loader = Loader::new(files, cfg);
+    let whole: Vec<_> = loader.epoch(2, batches.clone()).map(Result::unwrap).collect();
+    let n = 3 * 32 * 32;
+    // A data-parallel worker's share: slots 2..5 of each batch.
+    let slices = batches.iter().map(|b| (2, b[2..5].to_vec())).collect();
+    let part: Vec<_> = loader.epoch_slices(2, slices).map(Result::unwrap).collect();
+    for (w, p) in whole.iter().zip(&part) {
+        assert_eq!(p.indices, w.indices[2..5]);
+        assert_eq!(p.data, w.data[2 * n..5 * n]);
+    }
+    // Loaded as a batch of its own (slot 0), the same images get other crops.
+    let alone: Vec<_> = loader
+        .epoch(2, batches.iter().map(|b| b[2..5].to_vec()).collect())
+        .map(Result::unwrap)
+        .collect();
+    assert_ne!(alone[0].data, part[0].data);
+}
+
+#[test]
 fn loader_skips_or_refuses_undecodable_images() {
     let dir = tempfile::tempdir().unwrap();
     let files = loader_files(dir.path(), 6);

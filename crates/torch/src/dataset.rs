@@ -294,9 +294,19 @@ impl<'a> Feed<'a> {
         epoch: u64,
         batches: Vec<Vec<usize>>,
     ) -> Box<dyn Iterator<Item = Result<ImageBatch, TrainError>> + '_> {
+        self.epoch_slices(epoch, batches.into_iter().map(|b| (0, b)).collect())
+    }
+
+    /// [`Feed::epoch`] for slices of batches, `(first slot, indices)`: a data-parallel worker's
+    /// share, augmented as the same images of the whole batch would be.
+    pub fn epoch_slices(
+        &self,
+        epoch: u64,
+        batches: Vec<(usize, Vec<usize>)>,
+    ) -> Box<dyn Iterator<Item = Result<ImageBatch, TrainError>> + '_> {
         let (device, channels) = (self.device, self.channels);
         match &self.source {
-            Source::Files(loader) => Box::new(loader.epoch(epoch, batches).map(move |b| {
+            Source::Files(loader) => Box::new(loader.epoch_slices(epoch, batches).map(move |b| {
                 let b = b?;
                 let side = b.size as i64;
                 let images = Tensor::from_slice(&b.data)
@@ -308,7 +318,7 @@ impl<'a> Feed<'a> {
                     skipped: b.skipped,
                 })
             })),
-            Source::Memory(all) => Box::new(batches.into_iter().map(move |indices| {
+            Source::Memory(all) => Box::new(batches.into_iter().map(move |(_, indices)| {
                 let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
                 let images = all.index_select(0, &Tensor::from_slice(&idx).to_device(device));
                 Ok(ImageBatch {

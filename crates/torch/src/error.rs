@@ -150,6 +150,9 @@ pub enum TrainError {
         /// What is missing.
         reason: String,
     },
+    /// Data-parallel training failed: joining the group, or a collective (a peer died, timed out).
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistError),
     /// A checkpoint is unreadable or inconsistent.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

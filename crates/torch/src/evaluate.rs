@@ -3,6 +3,7 @@
 //! and score with PML's definitions (Recall@K, precision@1, R-precision, MAP@R).
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use embedrank_core::eval::{evaluate, EvalConfig, KChoice, LabelledSet, Metric};
 use embedrank_core::progress::NoProgress;
@@ -35,7 +36,8 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    fn set(&self) -> LabelledSet<'_> {
+    /// The rows as the core's evaluation takes them.
+    pub(crate) fn set(&self) -> LabelledSet<'_> {
         LabelledSet {
             embeddings: &self.data,
             labels: &self.labels,
@@ -52,18 +54,38 @@ pub fn embed_split(
     device: Device,
     obs: &mut dyn Observer,
 ) -> Result<Embedded, TrainError> {
+    embed_rows(net, split, data_cfg, batch, device, obs, 0..split.len())
+}
+
+/// [`embed_split`] for the images `rows` of `split` only (a data-parallel worker's shard).
+pub fn embed_rows(
+    net: &EmbeddingNet,
+    split: &SplitData,
+    data_cfg: &DataAccess,
+    batch: usize,
+    device: Device,
+    obs: &mut dyn Observer,
+    rows: Range<usize>,
+) -> Result<Embedded, TrainError> {
     let _guard = tch::no_grad_guard();
     let feed = Feed::new(split, data_cfg, Mode::Test, 0, device);
+    let total = rows.len();
     let mut out = Embedded {
         split: split.name.clone(),
-        data: Vec::with_capacity(split.len() * net.dim()),
+        data: Vec::with_capacity(total * net.dim()),
         dim: net.dim(),
-        labels: Vec::with_capacity(split.len()),
-        indices: Vec::with_capacity(split.len()),
+        labels: Vec::with_capacity(total),
+        indices: Vec::with_capacity(total),
         skipped: 0,
     };
-    obs.embedding(&split.name, 0, split.len());
-    for b in feed.in_order(batch) {
+    obs.embedding(&split.name, 0, total);
+    let step = batch.max(1);
+    let batches = rows
+        .clone()
+        .step_by(step)
+        .map(|s| (s..(s + step).min(rows.end)).collect())
+        .collect();
+    for b in feed.epoch(0, batches) {
         let b = b?;
         for s in &b.skipped {
             obs.skipped(&s.reason);
@@ -79,7 +101,7 @@ pub fn embed_split(
         }
         out.labels.extend(b.indices.iter().map(|&i| split.labels[i]));
         out.indices.extend(b.indices);
-        obs.embedding(&split.name, out.indices.len() + out.skipped, split.len());
+        obs.embedding(&split.name, out.indices.len() + out.skipped, total);
     }
     Ok(out)
 }

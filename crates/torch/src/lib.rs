@@ -11,6 +11,7 @@
 //! - [`dataset`]: the splits of a run as batches of tensors (in memory, or files through the loader);
 //! - [`step`]: one batch's forward and backward, whole or chunked;
 //! - [`evaluate`]: embedding splits and scoring a paper protocol; [`inference`]: a trained run read back;
+//! - [`distributed`]: data-parallel collectives over libtorch's c10d (Gloo), torchrun's variables;
 //! - [`knn_device`]: the exact kNN of evaluation as chunked matrix products + `topk` on a device (GPU).
 //!
 //! Sibling crates: `embedrank-core` (losses, samplers, metrics), `embedrank-data` (file formats),
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cuda;
 pub mod dataset;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod export;
@@ -47,4 +49,4 @@ pub use observer::{Observer, RunInfo, Silent};
 pub use record::{EpochRecord, RunResults};
 /// The `tch` crate this library is built on (for its `Device` and thread settings).
 pub use tch;
-pub use train::{train, RunOptions, RunSummary};
+pub use train::{train, train_distributed, RunOptions, RunSummary};

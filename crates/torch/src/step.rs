@@ -78,16 +78,7 @@ pub fn forward_backward_timed(
     let emb = if whole {
         forward(images)
     } else {
-        let _no_grad = tch::no_grad_guard();
-        let saved: Vec<Tensor> = net.buffers().iter().map(|b| b.copy()).collect();
-        let parts: Vec<Tensor> = spans
-            .iter()
-            .map(|&(s, len)| forward(&images.narrow(0, s, len)))
-            .collect();
-        for (mut b, v) in net.buffers().into_iter().zip(&saved) {
-            b.copy_(v);
-        }
-        Tensor::cat(&parts, 0)
+        embed_without_grad(net, images, &spans, forward)
     };
     mark(clock, Phase::Forward);
     if !all_finite(&emb) {
@@ -113,7 +104,27 @@ pub fn forward_backward_timed(
     Ok(StepOutput { outcome, loss_seconds })
 }
 
-fn non_finite(loss_seconds: f64) -> StepOutput {
+/// The embeddings of `images`, chunk by chunk (`spans`), without gradients; batch-norm's running
+/// statistics are put back afterwards (the gradient pass moves them).
+pub(crate) fn embed_without_grad(
+    net: &EmbeddingNet,
+    images: &Tensor,
+    spans: &[(i64, i64)],
+    forward: impl Fn(&Tensor) -> Tensor,
+) -> Tensor {
+    let _no_grad = tch::no_grad_guard();
+    let saved: Vec<Tensor> = net.buffers().iter().map(|b| b.copy()).collect();
+    let parts: Vec<Tensor> = spans
+        .iter()
+        .map(|&(s, len)| forward(&images.narrow(0, s, len)))
+        .collect();
+    for (mut b, v) in net.buffers().into_iter().zip(&saved) {
+        b.copy_(v);
+    }
+    Tensor::cat(&parts, 0)
+}
+
+pub(crate) fn non_finite(loss_seconds: f64) -> StepOutput {
     StepOutput {
         outcome: BridgeOutcome::NonFinite(f32::NAN),
         loss_seconds,
@@ -137,7 +148,7 @@ pub fn chunk_spans(n: i64, chunk: i64) -> Vec<(i64, i64)> {
     spans
 }
 
-fn all_finite(t: &Tensor) -> bool {
+pub(crate) fn all_finite(t: &Tensor) -> bool {
     t.isfinite().all().to_kind(Kind::Int64).int64_value(&[]) != 0
 }
 

@@ -13,6 +13,11 @@ use crate::checkpoint::{self, CheckpointState};
 use crate::config::TrainConfig;
 use crate::dataset::{self, Feed, Mode, SplitData};
 use crate::device::{parse_device, set_threads};
+use crate::distributed::evaluate::protocol_retrieval_sharded;
+use crate::distributed::step::{
+    allreduce_gradients, broadcast_buffers, broadcast_variables, forward_backward_global, rank_slice,
+};
+use crate::distributed::{DistError, ProcessGroup};
 use crate::error::TrainError;
 use crate::evaluate;
 use crate::loss::TrainLoss;
@@ -48,9 +53,47 @@ pub struct RunSummary {
 
 /// Trains the network of `cfg` (or continues the run in `cfg.run.out_dir` when `opts.resume`).
 pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Result<RunSummary, TrainError> {
+    run(cfg, opts, obs, None)
+}
+
+/// [`train`] as one rank of `group` (data-parallel): `train.batch_size` stays the global batch,
+/// each rank embeds its slice of it ([`crate::distributed::step`]); parameters are broadcast from
+/// rank 0 at the start, batch-norm statistics before each step and evaluation; evaluation is
+/// sharded (rank 0 scores); rank 0 alone writes the run directory (checkpoints, metrics, plots,
+/// results).
+pub fn train_distributed(
+    cfg: &TrainConfig,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+    group: &mut ProcessGroup,
+) -> Result<RunSummary, TrainError> {
+    run(cfg, opts, obs, Some(group))
+}
+
+fn run(
+    cfg: &TrainConfig,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+    mut group: Option<&mut ProcessGroup>,
+) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
+    if let Some(g) = group.as_deref() {
+        if cfg.train.batch_size < g.world_size() {
+            return Err(DistError::BadVar {
+                name: "WORLD_SIZE",
+                value: g.world_size().to_string(),
+                reason: format!(
+                    "more workers than images in a batch (train.batch_size = {}): each needs at least one",
+                    cfg.train.batch_size
+                ),
+            }
+            .into());
+        }
+    }
     let dir = cfg.run.out_dir.clone();
-    if !opts.resume {
+    // Only rank 0 (or the one process) touches the run directory.
+    let writer = group.as_ref().is_none_or(|g| g.rank() == 0);
+    if !opts.resume && writer {
         run_dir::check_new(&dir, opts.overwrite)?;
     }
     let device = parse_device(&cfg.run.device)?;
@@ -80,7 +123,11 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     let mut resumed = None;
     let _lock;
     if opts.resume {
-        _lock = run_dir::RunLock::acquire(&dir)?;
+        _lock = if writer {
+            Some(run_dir::RunLock::acquire(&dir)?)
+        } else {
+            None
+        };
         let loaded = checkpoint::load_latest(&dir)?;
         cfg.check_resumable_with(&loaded.state.config)?;
         if loaded.state.epoch >= cfg.run.epochs {
@@ -100,9 +147,16 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
         }
         // Everything that can be checked before writing has been: from here on this process
         // alone writes in the run directory.
-        _lock = run_dir::RunLock::acquire(&dir)?;
+        _lock = if writer {
+            Some(run_dir::RunLock::acquire(&dir)?)
+        } else {
+            None
+        };
     }
     vs.set_device(device);
+    if let Some(g) = group.as_deref_mut() {
+        broadcast_variables(&vs, g)?;
+    }
     let mut opt = Optimizer::new(&vs, &cfg.optim);
     if let Some(loaded) = resumed {
         opt.load_state(&checkpoint::optimizer_tensors(&loaded), loaded.state.optimizer_steps)
@@ -114,11 +168,13 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             .restore(&loaded.state.sampler)
             .map_err(|e| TrainError::sampler(e, "the checkpoint was saved for other data or sampler settings"))?;
         history = loaded.state.history;
-    } else {
+    } else if writer {
         run_dir::prepare_new(&dir, opts.overwrite)?;
     }
-    checkpoint::remove_stale(&dir);
-    run_dir::write_config(&dir, cfg)?;
+    if writer {
+        checkpoint::remove_stale(&dir);
+        run_dir::write_config(&dir, cfg)?;
+    }
 
     let feed = Feed::new(train_split, &access, Mode::Train, cfg.train.seed, device);
     let first_epoch = history.len() + 1;
@@ -147,15 +203,28 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             last_good: history.len(),
         };
         let batches = stream.next_epoch();
-        let mut record = run_epoch(&ctx, &net, &mut opt, &feed, batches, &loss, obs)?;
+        let mut record = run_epoch(
+            &ctx,
+            (&vs, &net),
+            &mut opt,
+            &feed,
+            batches,
+            &loss,
+            obs,
+            group.as_deref_mut(),
+        )?;
         let eval_due = epoch == cfg.run.epochs || (cfg.run.eval_every > 0 && epoch % cfg.run.eval_every == 0);
         let mut eval_error = None;
         if eval_due {
             obs.evaluating(epoch);
             let t0 = Instant::now();
             let batch = cfg.run.eval_batch_size;
-            match evaluate::protocol_retrieval(&net, &data, &protocol, &access, batch, device, obs) {
-                Ok(r) => record.retrieval = Some(r),
+            let scores = match group.as_deref_mut() {
+                None => evaluate::protocol_retrieval(&net, &data, &protocol, &access, batch, device, obs).map(Some),
+                Some(g) => protocol_retrieval_sharded((&vs, &net), &data, &protocol, &access, batch, device, obs, g),
+            };
+            match scores {
+                Ok(r) => record.retrieval = r,
                 Err(e) => eval_error = Some(e),
             }
             record.eval_seconds = t0.elapsed().as_secs_f64();
@@ -170,9 +239,11 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
             history: history.clone(),
         };
         // The epoch's checkpoint is written even when its evaluation failed.
-        checkpoint::save(&dir, &vs, &opt, &state)?;
-        run_dir::write_metrics(&dir, &history)?;
-        run_dir::write_plots(&dir)?;
+        if writer {
+            checkpoint::save(&dir, &vs, &opt, &state)?;
+            run_dir::write_metrics(&dir, &history)?;
+            run_dir::write_plots(&dir)?;
+        }
         if let Some(e) = eval_error {
             return Err(TrainError::EpochEval {
                 epoch,
@@ -183,7 +254,11 @@ pub fn train(cfg: &TrainConfig, opts: RunOptions, obs: &mut dyn Observer) -> Res
     }
 
     let results = RunResults::new(cfg, &history);
-    let results_path = run_dir::write_results(&dir, &results)?;
+    let results_path = if writer {
+        run_dir::write_results(&dir, &results)?
+    } else {
+        dir.join(run_dir::RESULTS)
+    };
     Ok(RunSummary {
         out_dir: dir,
         results_path,
@@ -199,15 +274,17 @@ struct EpochCtx<'a> {
     last_good: usize,
 }
 
-/// One pass over `batches`.
+/// One pass over `batches` (this rank's slice of each, in a group).
+#[allow(clippy::too_many_arguments)]
 fn run_epoch(
     ctx: &EpochCtx,
-    net: &EmbeddingNet,
+    (vs, net): (&VarStore, &EmbeddingNet),
     opt: &mut Optimizer,
     feed: &Feed,
     batches: Vec<Vec<usize>>,
     loss: &TrainLoss,
     obs: &mut dyn Observer,
+    mut group: Option<&mut ProcessGroup>,
 ) -> Result<EpochRecord, TrainError> {
     let cfg = ctx.cfg;
     obs.epoch_start(ctx.epoch, batches.len());
@@ -232,7 +309,18 @@ fn run_epoch(
         amp: cfg.run.amp,
     };
     let mut clock = PhaseClock::from_env(feed.device());
-    for (i, batch) in feed.epoch(ctx.epoch as u64, batches).enumerate() {
+    let global_sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    let batches: Vec<(usize, Vec<usize>)> = match group.as_deref() {
+        Some(g) => batches
+            .into_iter()
+            .map(|b| {
+                let mine = rank_slice(b.len(), g.rank(), g.world_size());
+                (mine.start, b[mine].to_vec())
+            })
+            .collect(),
+        None => batches.into_iter().map(|b| (0, b)).collect(),
+    };
+    for (i, batch) in feed.epoch_slices(ctx.epoch as u64, batches).enumerate() {
         let batch = batch?;
         mark(&mut clock, Phase::Gather);
         let step = first_step + i;
@@ -240,7 +328,7 @@ fn run_epoch(
             obs.skipped(&s.reason);
         }
         skipped += batch.skipped.len();
-        if batch.indices.len() < 2 {
+        if group.is_none() && batch.indices.len() < 2 {
             continue; // nothing to rank: every image but one was unreadable
         }
         let labels: Vec<i64> = batch.indices.iter().map(|&j| split.labels[j]).collect();
@@ -252,14 +340,27 @@ fn run_epoch(
         };
         opt.zero_grad();
         mark(&mut clock, Phase::Optimiser);
-        let out =
-            forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(|source| {
-                TrainError::Loss {
-                    epoch: ctx.epoch,
-                    step: step + 1,
-                    source,
+        let loss_error = |source| TrainError::Loss {
+            epoch: ctx.epoch,
+            step: step + 1,
+            source,
+        };
+        let out = match group.as_deref_mut() {
+            None => {
+                forward_backward_timed(net, &batch.images, &labels, loss, step_opts, &mut clock).map_err(loss_error)?
+            }
+            Some(g) => {
+                broadcast_buffers(vs, g)?;
+                let Some(out) = forward_backward_global(net, &batch.images, &labels, loss, step_opts, g)? else {
+                    continue;
+                };
+                let out = out.map_err(loss_error)?;
+                if matches!(out.outcome, BridgeOutcome::Applied(_)) {
+                    allreduce_gradients(vs, g)?;
                 }
-            })?;
+                out
+            }
+        };
         loss_seconds += out.loss_seconds;
         let value = match out.outcome {
             BridgeOutcome::Applied(v) => v,
@@ -268,7 +369,11 @@ fn run_epoch(
         opt.step(lr_at(step));
         mark(&mut clock, Phase::Optimiser);
         losses.push(value);
-        images += batch.indices.len();
+        images += if group.is_some() {
+            global_sizes[i]
+        } else {
+            batch.indices.len()
+        };
         obs.step(step + 1, value, images as f64 / start.elapsed().as_secs_f64().max(1e-9));
     }
     if let Device::Cuda(i) = feed.device() {

@@ -35,6 +35,12 @@ pub struct TrainArgs {
     /// Replace a run already in the output directory.
     #[arg(long)]
     pub overwrite: bool,
+    /// Data-parallel training on this machine: start N worker processes (like `torchrun
+    /// --nproc-per-node N`); train.batch_size stays the global batch, each worker embeds 1/N of
+    /// it. Workers started by another launcher (torchrun, SLURM) with RANK, WORLD_SIZE,
+    /// LOCAL_RANK, MASTER_ADDR and MASTER_PORT set join without this flag.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc_per_node: Option<u32>,
     /// The config's keys, from the named flags and --set.
     #[command(flatten)]
     pub settings: ConfigFlags,

@@ -6,6 +6,7 @@ mod eval_model;
 mod export;
 mod index;
 mod index_store;
+mod launch;
 mod loss;
 mod model_data;
 mod report;

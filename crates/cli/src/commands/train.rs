@@ -5,7 +5,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use embedrank_torch::{run_dir, EpochRecord, Observer, RunInfo, RunOptions, TrainConfig};
+use embedrank_torch::distributed::{init_from_env, Backend};
+use embedrank_torch::{run_dir, EpochRecord, Observer, RunInfo, RunOptions, Silent, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::TrainArgs;
@@ -18,9 +19,28 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         write!(std::io::stdout().lock(), "{}", cfg.to_toml()?)?;
         return Ok(());
     }
+    if let Some(n) = args.nproc_per_node {
+        if std::env::var_os("RANK").is_none() {
+            return super::launch::launch(n);
+        }
+    }
     let mut bars = Bars::default();
-    let summary = embedrank_torch::train(&cfg, opts, &mut bars)
-        .with_context(|| format!("training into {}", cfg.run.out_dir.display()))?;
+    let summary = if std::env::var_os("WORLD_SIZE").is_some() {
+        let device = embedrank_torch::device::parse_device(&cfg.run.device)?;
+        let timeout = dist_timeout()?;
+        let mut group = init_from_env(Backend::for_device(device), timeout)?;
+        let (rank, world) = (group.rank(), group.world_size());
+        let context = || format!("rank {rank} of {world}: training into {}", cfg.run.out_dir.display());
+        if rank != 0 {
+            // Rank 0 reports; the others only say why they stopped.
+            embedrank_torch::train_distributed(&cfg, opts, &mut Silent, &mut group).with_context(context)?;
+            return Ok(());
+        }
+        embedrank_torch::train_distributed(&cfg, opts, &mut bars, &mut group).with_context(context)?
+    } else {
+        embedrank_torch::train(&cfg, opts, &mut bars)
+            .with_context(|| format!("training into {}", cfg.run.out_dir.display()))?
+    };
     let mut out = std::io::stdout().lock();
     let r = &summary.results;
     let protocol = if cfg.data.protocol.is_empty() {
@@ -42,6 +62,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     )?;
     writeln!(out, "results: {}", summary.results_path.display())?;
     Ok(())
+}
+
+/// How long a worker waits for the others in any collective: `EMBEDRANK_DIST_TIMEOUT` seconds,
+/// 1800 by default (PyTorch's default for Gloo).
+fn dist_timeout() -> anyhow::Result<Duration> {
+    match std::env::var("EMBEDRANK_DIST_TIMEOUT") {
+        Err(_) => Ok(Duration::from_secs(1800)),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+            _ => anyhow::bail!("environment variable EMBEDRANK_DIST_TIMEOUT={v:?}: not a positive number of seconds"),
+        },
+    }
 }
 
 /// The effective config and run options of `args`: the base (defaults, the --config file, or the
