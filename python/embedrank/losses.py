@@ -140,7 +140,8 @@ class RecallKSurrogateLoss(CoreLoss):
     """The Recall@k surrogate (Patel et al., CVPR 2022) with the official code's defaults (k 1–16,
     τ_k = k, rank temperature 0.01); `variant="paper"` (the query ranks the rest of the batch) or
     `"reference"` (the official code: its self-score takes part); any `[loss]` key of
-    `recall-k-surrogate` as a keyword (e.g. `k=[1, 4]`, `k_temperatures=[1.0, 4.0]`)."""
+    `recall-k-surrogate` as a keyword (e.g. `k=[1, 4]`, `k_temperatures=[1.0, 4.0]`, SiMix with
+    `simix=True`, `simix_seed=0`)."""
 
     def __init__(self, variant="paper", **settings):
         super().__init__("recall-k-surrogate", variant=variant, **settings)

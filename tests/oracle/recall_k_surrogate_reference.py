@@ -10,6 +10,9 @@ autograd gives the gradients, nothing is shared with embedrank's implementation.
 - `paper(x, labels, ...)`: the same surrogate with the paper's retrieval set, query by query: the
   rest of the batch is ranked, the positives are the other rows of the query's label (any
   layout), and the mean runs over the queries that have one.
+- `official_simix(x, num_id, rand, ...)`: the trainer with `--mixup 1`: `src/mixup.py`'s
+  `pos_mixup` (transcribed line by line, `np.random.rand()` replaced by the callable `rand` so the
+  test chooses the coefficients), then the loss above summed over every row of the mixed batch.
 
 Both return a 0-d tensor. Defaults are the official `src/main.py`'s.
 """
@@ -71,6 +74,43 @@ def official(x, num_id, k_vals=K_VALS, k_temperatures=K_TEMPERATURES, anneal=ANN
     loss = 0.0
     for q in range(0, batch_size):
         loss += official_query(x, q, num_id, k_vals, k_temperatures, anneal)
+    return loss
+
+
+def pos_mixup(tensor, num_id, rand):
+    """`src/mixup.py` `pos_mixup`: after each class group, one row `α·x_a + (1 − α)·x_b` per pair of
+    the group, in the official order (groups of 3, 4 or 6 rows only, as there)."""
+    order = {
+        6: [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 2), (0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5),
+            (2, 4), (2, 5), (3, 5)],
+        4: [(0, 1), (1, 2), (2, 3), (0, 3), (0, 2), (1, 3)],
+        3: [(0, 1), (1, 2), (0, 2)],
+    }
+    batch_size = tensor.shape[0]
+    num_pos = int(batch_size / num_id)
+    fakes = []
+    for i in range(0, batch_size, num_pos):
+        # The official code spells each pair out (fake_1, fake_2, ...) in this order.
+        for a, b in order[num_pos]:
+            alpha = rand()
+            fakes.append(torch.unsqueeze(alpha * tensor[i + a, :] + (1.0 - alpha) * tensor[i + b, :], 0))
+    tensor_fake = torch.cat(fakes, dim=0)
+    ind = num_pos
+    num_fakes = len(order[num_pos])
+    for i in range(0, tensor_fake.shape[0], num_fakes):
+        tensor = torch.cat((tensor[:ind, :], tensor_fake[i:i + num_fakes, :], tensor[ind:, :]), dim=0)
+        ind += num_pos + num_fakes
+    return tensor
+
+
+def official_simix(x, num_id, rand, k_vals=K_VALS, k_temperatures=K_TEMPERATURES, anneal=ANNEAL):
+    """The trainer with `--mixup 1`: the loss of the mixed batch only, summed over all its rows;
+    `RecallatK.__init__` lowered k to the original batch size (`opt.bs`)."""
+    k_vals = [min(x.shape[0], k) for k in k_vals]
+    output_mixup = pos_mixup(x, num_id, rand)
+    loss = 0.0
+    for q in range(0, output_mixup.shape[0]):
+        loss += official_query(output_mixup, q, num_id, k_vals, k_temperatures, anneal)
     return loss
 
 

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::linalg::matmul_abt_single;
 use crate::progress::Progress;
+use crate::splitmix::SplitMix;
 
 /// k-means settings.
 #[derive(Debug, Clone, Copy)]
@@ -27,24 +28,6 @@ pub struct KMeansOptions {
     pub max_iter: usize,
     /// Seed of the k-means++ draws.
     pub seed: u64,
-}
-
-/// SplitMix64: a tiny, fixed, seedable generator, so results never change with a crate version.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const BLOCK: usize = 512;

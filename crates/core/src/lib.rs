@@ -29,6 +29,7 @@ pub mod real;
 pub mod sampler;
 pub mod scores;
 pub mod settings;
+mod splitmix;
 pub mod topk;
 
 pub use loss::{

@@ -81,7 +81,8 @@ losses! {
     /// ROADMAP (Ramzi et al., NeurIPS 2021), SupAP + calibration: `temperature`, `rho`, `delta`,
     /// `offset`, `start`, `pos_margin`, `neg_margin`, `ap_weight`, `calibration_weight`, `variant`.
     Roadmap(Roadmap) = "roadmap",
-    /// Recall@k surrogate (Patel et al., CVPR 2022): `k`, `k_temperatures`, `temperature`, `variant`.
+    /// Recall@k surrogate (Patel et al., CVPR 2022): `k`, `k_temperatures`, `temperature`, `variant`,
+    /// `simix`, `simix_seed`, `simix_alphas`.
     RecallKSurrogate(RecallKSurrogate) = "recall-k-surrogate",
     /// Contrastive loss (PML `ContrastiveLoss`): `pos_margin`, `neg_margin`.
     Contrastive(Contrastive) = "contrastive",

@@ -33,7 +33,11 @@
 //!   positive is refused (the official code divides 0 by 0 there).
 //! - The paper's equations were not at hand to compare (only its abstract): the formula above is
 //!   the official code's, and the retrieval set of `"paper"` is the batch without the query, as for
-//!   the other rank losses. Not here: SiMix, the paper's mixing of positive embeddings.
+//!   the other rank losses.
+//! - `simix = true`: SiMix, the paper's mixup of same-class embeddings (see [`simix`]): the loss of
+//!   the batch extended by one virtual row per same-label pair, as the official `--mixup 1`. Its
+//!   coefficients come from `simix_seed` (default 0) and the batch's labels, or are given
+//!   (`simix_alphas`). Default off, as the official code's.
 //!
 //! The gradient is exact through every score (and `s_qq` in the reference variant): with
 //! `c_i = ∂R/∂r_i = −(1/|K|) Σ_k [S_k < k]·σ'((k − r_i)/τ_k) / (τ_k·min(k, |P_q|))`, a positive
@@ -62,6 +66,7 @@ use super::batch::{check_batch, check_positive, gram, pair_counts, query_weights
 use super::smooth_ap::sigmoid;
 use super::{Gradients, LossError, LossInput, LossMath};
 use crate::real::Real;
+use simix::MixedPair;
 
 /// Which retrieval set a Recall@k surrogate query ranks (`variant = "paper" | "reference"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -86,6 +91,12 @@ pub struct RecallKSurrogate {
     pub temperature: f64,
     /// The paper's retrieval set (default) or the official code's.
     pub variant: RecallKSurrogateVariant,
+    /// SiMix: score the batch extended by one mixed row per same-label pair (default off).
+    pub simix: bool,
+    /// Seed of SiMix's mixing coefficients (drawn per batch from it and the batch's labels).
+    pub simix_seed: u64,
+    /// SiMix's coefficients, one per same-label pair `a < b` in row order (empty: draw them).
+    pub simix_alphas: Vec<f64>,
 }
 
 impl Default for RecallKSurrogate {
@@ -95,6 +106,9 @@ impl Default for RecallKSurrogate {
             k_temperatures: vec![1.0, 2.0, 4.0, 8.0, 16.0],
             temperature: 0.01,
             variant: RecallKSurrogateVariant::Paper,
+            simix: false,
+            simix_seed: 0,
+            simix_alphas: Vec::new(),
         }
     }
 }
@@ -128,12 +142,50 @@ impl LossMath for RecallKSurrogate {
         for &t in &self.k_temperatures {
             check_positive("k_temperatures", t)?;
         }
+        if !self.simix_alphas.is_empty() && !self.simix {
+            return Err(LossError::InvalidParameter {
+                name: "simix_alphas",
+                value: list(&self.simix_alphas),
+                reason: "only applies with simix = true",
+            });
+        }
+        if let Some(a) = self.simix_alphas.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+            return Err(LossError::InvalidParameter {
+                name: "simix_alphas",
+                value: a.to_string(),
+                reason: "every mixing coefficient must lie in [0, 1]",
+            });
+        }
         check_positive("temperature", self.temperature)
     }
 
     fn compute<T: Real>(&self, input: &LossInput<T>) -> Result<Gradients<T>, LossError> {
         let (emb, dim, labels) = (input.emb, input.dim, input.labels);
         let n = check_batch(emb, dim, labels)?;
+        if !self.simix {
+            return self.surrogate(emb, dim, labels, n);
+        }
+        let pairs: Vec<MixedPair> = simix::draw_pairs(labels, self.simix_seed, &self.simix_alphas)?;
+        let (mixed, mixed_labels) = simix::extend(emb, dim, labels, &pairs);
+        let g = self.surrogate(&mixed, dim, &mixed_labels, n)?;
+        Ok(Gradients {
+            loss: g.loss,
+            emb: simix::fold_back(&g.emb, n, dim, &pairs),
+            params: Vec::new(),
+        })
+    }
+}
+
+impl RecallKSurrogate {
+    /// The loss of a checked batch, every k lowered to `k_cap` (the batch size before SiMix).
+    fn surrogate<T: Real>(
+        &self,
+        emb: &[T],
+        dim: usize,
+        labels: &[i64],
+        k_cap: usize,
+    ) -> Result<Gradients<T>, LossError> {
+        let n = labels.len();
         let reference = self.variant == RecallKSurrogateVariant::Reference;
         let positives = pair_counts(labels).0;
         let queries = if reference {
@@ -152,13 +204,13 @@ impl LossMath for RecallKSurrogate {
         if queries == 0 {
             return Ok(Gradients::zero(n, dim, 0));
         }
-        // The official code lowers every k above the batch size to it.
+        // The official code lowers every k above the (original) batch size to it.
         let ks: Vec<KTerm> = self
             .k
             .iter()
             .zip(&self.k_temperatures)
             .map(|(&k, &tau)| KTerm {
-                k: k.min(n) as f64,
+                k: k.min(k_cap) as f64,
                 inv_tau: 1.0 / tau,
             })
             .collect();
@@ -281,5 +333,6 @@ impl RecallKSurrogate {
     }
 }
 
+pub mod simix;
 #[cfg(test)]
 mod tests;

@@ -134,6 +134,7 @@ fn other_k_sets_and_temperatures_match_the_definition() {
         k_temperatures: vec![0.5, 2.0, 0.3],
         temperature: 0.2,
         variant: PAPER,
+        ..RecallKSurrogate::default()
     };
     let labels: Vec<i64> = (0..15).map(|i| i % 3).collect();
     let x = random_rows(15, 5, &mut rng);
@@ -144,6 +145,7 @@ fn other_k_sets_and_temperatures_match_the_definition() {
         k_temperatures: vec![5.0],
         temperature: 1.0,
         variant: REFERENCE,
+        ..RecallKSurrogate::default()
     };
     let labels = vec![0; 10];
     let x = random_rows(10, 4, &mut rng);
@@ -256,6 +258,7 @@ fn settings_are_validated_and_read_from_configs() {
             k_temperatures: vec![1.0, 10.0],
             temperature: 0.01,
             variant: REFERENCE,
+            ..RecallKSurrogate::default()
         })
     );
     // `--set loss.k=[1, 4]` and `--set loss.k_temperatures=[1, 4.5]`: TOML literals.
@@ -282,4 +285,169 @@ fn settings_are_validated_and_read_from_configs() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("invalid k"), "{err}");
+}
+
+fn with_simix(variant: RecallKSurrogateVariant, temperature: f64) -> RecallKSurrogate {
+    RecallKSurrogate {
+        simix: true,
+        ..with(variant, temperature)
+    }
+}
+
+#[test]
+fn simix_pairs_every_same_label_pair_in_row_order() {
+    assert_eq!(
+        simix::simix_pairs(&[3, 1, 3, 3, 1, 2]),
+        vec![(0, 2), (0, 3), (1, 4), (2, 3)]
+    );
+    assert!(simix::simix_pairs(&[0, 1, 2]).is_empty());
+    // A class of m rows adds m(m − 1)/2 virtual rows.
+    assert_eq!(simix::simix_pairs(&[7; 6]).len(), 15);
+}
+
+#[test]
+fn simix_scores_the_extended_batch_with_k_lowered_to_the_original_size() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    // N = 4 → 6 rows: k = 8 and 16 are lowered to 4 (the official code's batch size), not to 6.
+    let labels = [0, 1, 0, 1];
+    let x = random_rows(4, 3, &mut rng);
+    for variant in [PAPER, REFERENCE] {
+        let l = RecallKSurrogate {
+            simix_alphas: vec![0.3, 0.8],
+            ..with_simix(variant, 0.1)
+        };
+        let pairs = simix::draw_pairs(&labels, 0, &l.simix_alphas).unwrap();
+        assert_eq!(
+            pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(),
+            vec![(0, 2), (1, 3)]
+        );
+        let (mixed, mixed_labels) = simix::extend(&x, 3, &labels, &pairs);
+        assert_eq!(mixed_labels, vec![0, 1, 0, 1, 0, 1]);
+        for d in 0..3 {
+            assert!((mixed[4 * 3 + d] - (0.3 * x[d] + 0.7 * x[2 * 3 + d])).abs() < 1e-15);
+        }
+        let plain = RecallKSurrogate {
+            k: vec![1, 2, 4, 4, 4],
+            ..with(variant, 0.1)
+        };
+        let expected = plain.loss_and_grad_f64(&mixed, 3, &mixed_labels).unwrap().0;
+        let (ours, _) = l.loss_and_grad_f64(&x, 3, &labels).unwrap();
+        assert!((ours - expected).abs() < 1e-12, "{ours} vs {expected}");
+        let lowered_to_six = with(variant, 0.1)
+            .loss_and_grad_f64(&mixed, 3, &mixed_labels)
+            .unwrap()
+            .0;
+        assert!((ours - lowered_to_six).abs() > 1e-6);
+        check_gradient_of(&l, &x, 3, &labels);
+    }
+}
+
+/// Central differences through the mixing (the coefficients depend on the labels only, so they
+/// stay fixed while the rows move).
+fn check_gradient_of(l: &RecallKSurrogate, x: &[f64], dim: usize, labels: &[i64]) {
+    let fd = Fd {
+        eps: 1e-6,
+        tol: 1e-6,
+        floor: 1.0,
+    };
+    check_central_differences(l, x, dim, labels, fd, "recall@k surrogate with SiMix");
+}
+
+#[test]
+fn simix_gradient_matches_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let cases: Vec<(usize, usize, Vec<i64>)> = vec![
+        (13, 6, mixed_labels(13)),
+        (6, 4, vec![0; 6]),
+        (8, 3, vec![0, 1, 0, 1, 2, 2, 3, 3]),
+        (12, 5, (0..12).map(|i| i / 4).collect()), // the official layout: groups of 4
+        (9, 4, (0..9).map(|i| i % 3).collect()),
+    ];
+    for variant in [PAPER, REFERENCE] {
+        for temperature in [0.01, 0.1, 0.5] {
+            for (n, dim, labels) in &cases {
+                let l = with_simix(variant, temperature);
+                let pairs = simix::draw_pairs(labels, l.simix_seed, &[]).unwrap();
+                let x = loop {
+                    let x = random_rows(*n, *dim, &mut rng);
+                    let mixed = simix::extend(&x, *dim, labels, &pairs).0;
+                    if variant == PAPER || away_from_clamp(&l, &mixed, *dim, 1e-3) {
+                        break x;
+                    }
+                };
+                if variant == REFERENCE && labels.iter().any(|a| labels.iter().filter(|&b| b == a).count() == 1) {
+                    assert!(l.loss_and_grad_f64(&x, *dim, labels).is_err());
+                    continue;
+                }
+                check_gradient_of(&l, &x, *dim, labels);
+            }
+        }
+    }
+}
+
+#[test]
+fn simix_draws_depend_on_the_seed_and_the_labels_only() {
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let labels: Vec<i64> = (0..12).map(|i| i / 3).collect();
+    let x = random_rows(12, 4, &mut rng);
+    let l = with_simix(PAPER, 0.1);
+    let once = l.loss_and_grad_f64(&x, 4, &labels).unwrap();
+    assert_eq!(once, l.loss_and_grad_f64(&x, 4, &labels).unwrap());
+    let other_seed = RecallKSurrogate {
+        simix_seed: 1,
+        ..l.clone()
+    };
+    assert_ne!(once.0, other_seed.loss_and_grad_f64(&x, 4, &labels).unwrap().0);
+    let off = with(PAPER, 0.1).loss_and_grad_f64(&x, 4, &labels).unwrap().0;
+    assert_ne!(once.0, off);
+    let a = simix::draw_pairs(&labels, 0, &[]).unwrap();
+    assert!(a.iter().all(|p| (0.0..1.0).contains(&p.alpha)));
+    assert_ne!(a, simix::draw_pairs(&labels, 1, &[]).unwrap());
+    let relabelled: Vec<i64> = labels.iter().map(|l| l + 10).collect();
+    assert_ne!(a, simix::draw_pairs(&relabelled, 0, &[]).unwrap());
+    // Without a same-label pair SiMix adds nothing.
+    let single: Vec<i64> = (0..5).collect();
+    let plain = with(PAPER, 0.1).loss_and_grad_f64(&x[..20], 4, &single).unwrap();
+    assert_eq!(l.loss_and_grad_f64(&x[..20], 4, &single).unwrap(), plain);
+}
+
+#[test]
+fn simix_settings_are_validated_and_read_from_configs() {
+    let bad = [
+        RecallKSurrogate {
+            simix_alphas: vec![0.5],
+            ..RecallKSurrogate::default()
+        },
+        RecallKSurrogate {
+            simix_alphas: vec![0.5, 1.5],
+            ..with_simix(PAPER, 0.01)
+        },
+        RecallKSurrogate {
+            simix_alphas: vec![f64::NAN],
+            ..with_simix(PAPER, 0.01)
+        },
+    ];
+    for l in bad {
+        let err = LossMath::validate(&l).unwrap_err();
+        assert!(err.to_string().contains("simix_alphas"), "{err}");
+    }
+    let l = RecallKSurrogate {
+        simix_alphas: vec![0.5, 0.5],
+        ..with_simix(PAPER, 0.01)
+    };
+    let err = l
+        .loss_and_grad(&[1.0, 0.0, 0.0, 1.0], 2, &[0, 0])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 values for a batch with 1 same-label pairs"), "{err}");
+    let mut tree = crate::settings::Tree::new();
+    tree.insert("kind".into(), "recall-k-surrogate".into());
+    tree.insert("simix".into(), crate::settings::parse_value("true"));
+    tree.insert("simix_seed".into(), crate::settings::parse_value("5"));
+    let cfg = crate::LossConfig::from_tree(tree).unwrap();
+    let expected = RecallKSurrogate {
+        simix_seed: 5,
+        ..with_simix(PAPER, 0.01)
+    };
+    assert_eq!(cfg, crate::LossConfig::RecallKSurrogate(expected));
 }
