@@ -105,9 +105,17 @@ bench-eval: venv release
 
 ## The demo training run in PyTorch + PML and in embedrank, side by side (img/s, R@1, MAP@R).
 ## LOSS=NAME trains with another loss; LOSS=all runs every loss and writes the README's loss table.
+## ARCH=NAME instead measures one backbone's training img/s on synthetic 224-px images, PyTorch + PML
+## vs embedrank (bench_arch.py: batch 32 = 8 x 4, FastAP, Adam, 2 threads); ARCH=all runs every
+## backbone and writes the README's bench-arch table.
 LOSS ?= fastap
+ARCH ?=
 bench-train: venv release
-	@data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data" --loss $(LOSS)
+	@if [ -n "$(ARCH)" ]; then \
+		cd bench && ../$(PY) bench_arch.py --arch $(ARCH) $(if $(filter all,$(ARCH)),--readme); \
+	else \
+		data="$$(scripts/fashion-mnist.sh $(DATA))" && cd bench && ../$(PY) bench_train.py --data "$$data" --loss $(LOSS); \
+	fi
 
 ## The Python package vs PML in one process: SOP-size AccuracyCalculator, FastAP at N = 256 / 1024.
 bench-python: python

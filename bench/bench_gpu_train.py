@@ -75,14 +75,20 @@ DIM, BINS, LR, HEAD_MULT = 512, 10, 1e-5, 10.0
 TORCH_ABI = "2.11.0"  # the PyTorch release tch 0.24 is built against
 
 
+def synthetic_split(side: int, classes: int, per_class: int, seed: int):
+    """A split of embedrank's synthetic images (`classes` × `per_class`, drawn after `manual_seed(seed)`
+    as crates/torch/src/dataset.rs does) and its labels 0.. (CPU tensors, NCHW float32)."""
+    torch.manual_seed(seed)
+    patterns = torch.randn(classes, 1, 3, side, side)
+    noise = torch.randn(classes, per_class, 3, side, side)
+    images = (patterns + noise * 0.5).view(classes * per_class, 3, side, side)
+    labels = torch.arange(classes * per_class) // per_class
+    return images, labels
+
+
 def synthetic_train(side: int):
     """embedrank's synthetic training images and labels (CPU tensors, NCHW float32)."""
-    torch.manual_seed(SEED)
-    patterns = torch.randn(CLASSES, 1, 3, side, side)
-    noise = torch.randn(CLASSES, PER_CLASS, 3, side, side)
-    images = (patterns + noise * 0.5).view(CLASSES * PER_CLASS, 3, side, side)
-    labels = torch.arange(CLASSES * PER_CLASS) // PER_CLASS
-    return images, labels
+    return synthetic_split(side, CLASSES, PER_CLASS, SEED)
 
 
 class EmbeddingNet(nn.Module):
