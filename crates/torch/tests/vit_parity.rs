@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use embedrank_torch::config::VitPool;
-use embedrank_torch::net::{channels_last, load_pretrained, VisionTransformer, VitSize};
+use embedrank_torch::net::{load_pretrained, VisionTransformer, VitSize};
 use embedrank_torch::tch::nn::{ModuleT, VarStore};
 use embedrank_torch::tch::{self, Device};
 
@@ -36,21 +36,7 @@ fn check(size: VitSize, pool: VitPool, file: &str, input: &str, features: &str, 
     let mut skipped = report.skipped.clone();
     skipped.sort();
     assert_eq!(skipped, ["head.bias", "head.weight"]);
-    let mut x = oracle::npy(dir, input);
-    if nhwc {
-        x = channels_last(&x);
-    }
-    let ours = tch::no_grad(|| net.forward_t(&x, false));
-    let reference = oracle::npy(dir, features);
-    assert_eq!(ours.size(), reference.size());
-    let scale = reference.abs().max().double_value(&[]);
-    assert!(scale > 0.1, "the reference features are trivially small (max {scale})");
-    let diff = oracle::max_diff(&ours, &reference);
-    eprintln!("{file} on {input} → {features}: max |ours - timm| = {diff:.3e} (max |ref| = {scale:.3})");
-    assert!(
-        diff <= TOL,
-        "{file} → {features}: max |ours - timm| = {diff:e} > {TOL:e}"
-    );
+    oracle::assert_features(&net, dir, input, features, nhwc, TOL, "timm");
 }
 
 #[test]

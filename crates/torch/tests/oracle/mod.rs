@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use embedrank_torch::net::{channels_last, load_pretrained, LoadReport};
-use embedrank_torch::tch::nn::VarStore;
+use embedrank_torch::tch::nn::{ModuleT, VarStore};
 use embedrank_torch::tch::{self, Tensor};
 
 /// The repository root.
@@ -70,4 +70,34 @@ pub fn load_all(vs: &mut VarStore, file: &Path, nhwc: bool) -> LoadReport {
     assert_eq!(report.loaded, vs.variables().len());
     assert_eq!(report.loaded + report.skipped.len(), tensors.len());
     report
+}
+
+/// Runs `net` in eval mode on the fixture `input` (stored channels-last with `nhwc`) and asserts its
+/// output equals the fixture `features` (written by `source`, e.g. "timm") within `tol`; the
+/// reference must not be trivially small. Returns the output's shape.
+pub fn assert_features(
+    net: &impl ModuleT,
+    dir: &Path,
+    input: &str,
+    features: &str,
+    nhwc: bool,
+    tol: f64,
+    source: &str,
+) -> Vec<i64> {
+    let mut x = npy(dir, input);
+    if nhwc {
+        x = channels_last(&x);
+    }
+    let ours = tch::no_grad(|| net.forward_t(&x, false));
+    let reference = npy(dir, features);
+    assert_eq!(ours.size(), reference.size());
+    let scale = reference.abs().max().double_value(&[]);
+    assert!(scale > 0.1, "the reference features are trivially small (max {scale})");
+    let diff = max_diff(&ours, &reference);
+    eprintln!("{input} → {features} (nhwc {nhwc}): max |ours - {source}| = {diff:.3e} (max |ref| = {scale:.3})");
+    assert!(
+        diff <= tol,
+        "{input} → {features}: max |ours - {source}| = {diff:e} > {tol:e}"
+    );
+    ours.size()
 }
